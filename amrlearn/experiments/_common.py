@@ -1,0 +1,122 @@
+"""What every experiment shares: a results file written cell by cell, and the run's facts."""
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+__all__ = ["ResultStore", "environment", "to_jsonable"]
+
+
+def to_jsonable(obj):
+    """Turn numpy scalars/arrays (and tuples, Paths) into plain JSON types."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and obj != obj:  # NaN is not JSON
+        return None
+    return obj
+
+
+def environment(device="cpu"):
+    """Versions and machine facts recorded with every result.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._common import environment
+    >>> sorted(environment())[:3]
+    ['amrlearn', 'device', 'numpy']
+    """
+    import numpy as np
+    import sklearn
+
+    from .. import __version__
+
+    env = {
+        "amrlearn": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+    }
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        if str(device).startswith("cuda") and torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover
+        pass
+    return env
+
+
+class ResultStore:
+    """A JSON results file that is rewritten atomically after every finished cell.
+
+    An interrupted run reopens the file and skips the cells that are already there. A
+    file written under another configuration is not reused: the run stops with an error
+    instead of mixing results.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``results.json`` file.
+    config : dict
+        The run's configuration, stored with the results and compared on resume.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from amrlearn.experiments._common import ResultStore
+    >>> d = tempfile.mkdtemp()
+    >>> store = ResultStore(os.path.join(d, "results.json"), {"seed": 0})
+    >>> store.put("mlp/std", {"clean": 0.98})
+    >>> ResultStore(os.path.join(d, "results.json"), {"seed": 0}).get("mlp/std")
+    {'clean': 0.98}
+    """
+
+    def __init__(self, path, config):
+        self.path = Path(path)
+        self.config = to_jsonable(config)
+        self.data = {"config": self.config, "environment": environment(config.get("device")),
+                     "cells": {}}
+        if self.path.exists():
+            old = json.loads(self.path.read_text())
+            if old.get("config") != self.config:
+                raise ValueError(
+                    f"{self.path} holds results of another configuration; choose another --out "
+                    "or remove it to start over."
+                )
+            self.data["cells"] = old.get("cells", {})
+
+    def __contains__(self, cell):
+        return cell in self.data["cells"]
+
+    def get(self, cell, default=None):
+        return self.data["cells"].get(cell, default)
+
+    def put(self, cell, value):
+        self.data["cells"][cell] = to_jsonable(value)
+        self.save()
+
+    def save(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+
+    @property
+    def cells(self):
+        return self.data["cells"]

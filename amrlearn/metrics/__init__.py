@@ -1,0 +1,28 @@
+"""Margins: exact for linear models, bounded for neural nets, and the ``margin_report`` scorer."""
+
+from ._dispatch import is_linear_model, is_torch_model, sample_margins
+from ._linear import closest_boundary_point, linear_margins, margins_from_scores, summarize_margins
+from ._report import avg_margin_scorer, make_margin_report, margin_report, min_margin_scorer
+
+__all__ = [
+    "avg_margin_scorer",
+    "closest_boundary_point",
+    "is_linear_model",
+    "is_torch_model",
+    "linear_margins",
+    "make_margin_report",
+    "margin_report",
+    "margins_from_scores",
+    "min_margin_scorer",
+    "sample_margins",
+    "summarize_margins",
+]
+
+
+def __getattr__(name):
+    # The neural bounds need torch: import them on first use only.
+    if name in ("lipschitz_margin_bound", "margin_bounds"):
+        from . import _bounds
+
+        return getattr(_bounds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,12 @@
+"""One door to scikit-learn's private validation machinery.
+
+``Interval``, ``StrOptions`` and ``_fit_context`` are private in scikit-learn. Every
+module of amrlearn imports them from here, so that a change in scikit-learn is mended in
+one place.
+"""
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
+from sklearn.utils.validation import validate_data
+
+__all__ = ["HasMethods", "Interval", "Options", "StrOptions", "_fit_context", "validate_data"]
