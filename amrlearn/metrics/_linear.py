@@ -60,9 +60,31 @@ def _linear_parts(estimator):
 
     check_is_fitted(estimator, "coef_")
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    _check_argmax_model(estimator, coef)
     intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
     intercept = np.broadcast_to(np.atleast_1d(intercept), (coef.shape[0],)).copy()
     return coef, intercept, transform
+
+
+def _check_argmax_model(estimator, coef):
+    """Refuse weights that do not predict by the sign (binary) or argmax of ``X @ coef.T + b``.
+
+    One-vs-one models (SVC and NuSVC with a linear kernel and more than two classes) have
+    one row per pair of classes and predict by voting; their margins are not eq. (6).
+    """
+    from sklearn.svm import SVC, NuSVC
+
+    n_classes = len(getattr(estimator, "classes_", ()))
+    if n_classes < 2:
+        return
+    expected = 1 if n_classes == 2 else n_classes
+    if coef.shape[0] != expected or (n_classes > 2 and isinstance(estimator, (SVC, NuSVC))):
+        raise ValueError(
+            f"{type(estimator).__name__} with {n_classes} classes and coef_ of shape "
+            f"{coef.shape} does not predict by the argmax of one linear score per class "
+            "(one-vs-one?), so eq. (6) does not give its margins. Use a one-vs-rest or "
+            "multinomial linear model such as LinearSVC or LogisticRegression."
+        )
 
 
 def _affine_of(step):
@@ -71,7 +93,8 @@ def _affine_of(step):
 
     if isinstance(step, StandardScaler):
         scale = 1.0 / step.scale_ if step.scale_ is not None else 1.0
-        mean = step.mean_ if step.mean_ is not None else 0.0
+        # with_mean=False still stores mean_ (when with_std=True), but does not subtract it.
+        mean = step.mean_ if step.with_mean and step.mean_ is not None else 0.0
         n = step.n_features_in_
         scale = np.broadcast_to(scale, (n,)).astype(np.float64)
         return scale, -np.broadcast_to(mean, (n,)) * scale
@@ -253,7 +276,9 @@ def closest_boundary_point(estimator, X):
     """
     coef, intercept, transform = _linear_parts(estimator)
     if transform is not None:
-        raise ValueError("closest_boundary_point needs the input space: the pipeline does not fold.")
+        raise ValueError(
+            "closest_boundary_point needs the input space: the pipeline does not fold."
+        )
     coef, intercept, X = _prepare(estimator, X)
     scores = X @ coef.T + intercept
     if coef.shape[0] == 1:

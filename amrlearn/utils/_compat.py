@@ -6,7 +6,16 @@ one place.
 """
 
 from sklearn.base import _fit_context
+from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import validate_data
 
-__all__ = ["HasMethods", "Interval", "Options", "StrOptions", "_fit_context", "validate_data"]
+__all__ = [
+    "HasMethods",
+    "Interval",
+    "LinearClassifierMixin",
+    "Options",
+    "StrOptions",
+    "_fit_context",
+    "validate_data",
+]
