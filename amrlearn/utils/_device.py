@@ -1,4 +1,4 @@
-"""Device helpers. Torch is imported inside the functions: the linear estimators never wait on it."""
+"""Device helpers. Torch is imported inside the functions, so linear estimators never wait on it."""
 
 
 def resolve_device(device=None):
