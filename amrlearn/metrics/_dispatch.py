@@ -37,7 +37,7 @@ def is_torch_model(estimator):
     return skorch is not None and isinstance(estimator, skorch.NeuralNet)
 
 
-def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False):
+def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind="auto"):
     """Per-sample signed l2 margins of ``estimator`` on ``X``, measured the right way.
 
     Parameters
@@ -50,11 +50,20 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False):
         unsigned distances.
     bound_params : dict, default=None
         Budget of the neural bounds (``radius``, ``n_batches``, ``batch_size``,
-        ``random_state``, ``device``...), passed to
-        :func:`~amrlearn.metrics.margin_bounds`. Ignored for linear models.
+        ``attack_steps``, ``random_state``, ``device``...), passed to
+        :func:`~amrlearn.metrics.margin_bounds` over the cheap default
+        ``{"radius": 5.0, "n_batches": 1, "batch_size": 128, "attack_steps": 100}``;
+        ``{"n_batches": 50, "batch_size": 1024}`` is the paper's budget. Ignored for
+        linear models.
     upper : bool, default=False
         Also compute the minimum-norm attack's upper bound (neural models only; linear
         models report the exact margin as both bounds).
+    kind : {"auto", "feature"}, default="auto"
+        ``"auto"`` measures as above. ``"feature"`` asks a net that has a
+        ``feature_margins(X, y)`` method (:mod:`amrlearn.neural`) for its feature-space
+        margin of eq. (14) alone, without the input-space bounds: cheap, for tracking
+        during training. ``margin`` then equals ``feature`` and ``method`` is
+        ``"feature"``.
 
     Returns
     -------
@@ -74,6 +83,21 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False):
     >>> res["method"], res["margin"].shape
     ('exact', (4,))
     """
+    if kind not in ("auto", "feature"):
+        raise ValueError(f"kind must be 'auto' or 'feature', got {kind!r}.")
+    if kind == "feature":
+        if not hasattr(estimator, "feature_margins"):
+            raise TypeError(
+                f"kind='feature' needs a net with a feature_margins method; "
+                f"{type(estimator).__name__} has none."
+            )
+        feature = np.asarray(estimator.feature_margins(X, y))
+        return {
+            "margin": feature,
+            "method": "feature",
+            "y_pred": np.asarray(estimator.predict(X)),
+            "feature": feature,
+        }
     if is_linear_model(estimator):
         from ._linear import linear_margins
 
@@ -83,9 +107,10 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False):
             out["upper"] = margin.copy()
         return out
     if is_torch_model(estimator):
-        from ._bounds import margin_bounds
+        from ._bounds import CHEAP_BOUND_PARAMS, margin_bounds
 
-        params = dict(bound_params or {})
+        # A cheap budget by default; bound_params overrides it key by key.
+        params = {**CHEAP_BOUND_PARAMS, **(bound_params or {})}
         res = margin_bounds(estimator, X, y, upper=upper, **params)
         out = {
             "margin": res["lower"],
@@ -99,6 +124,11 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False):
         if hasattr(estimator, "feature_margins"):
             out["feature"] = estimator.feature_margins(X, y)
         return out
+    from sklearn.base import BaseEstimator
+    from sklearn.utils.validation import check_is_fitted
+
+    if isinstance(estimator, BaseEstimator):
+        check_is_fitted(estimator)  # an unfitted estimator: sklearn's NotFittedError
     raise TypeError(
         f"Cannot measure the margin of {type(estimator).__name__}: expected a fitted linear "
         "classifier (with coef_), a Pipeline ending in one, a torch.nn.Module or a skorch net."

@@ -1,6 +1,7 @@
-"""Small shared helpers: progress bars, device resolution, validation shims."""
+"""Small shared helpers: progress bars, device resolution, torch adapters, validation shims."""
 
 from ._device import resolve_device
 from ._progress import progress
+from ._torch import as_logit_fn
 
-__all__ = ["progress", "resolve_device"]
+__all__ = ["as_logit_fn", "progress", "resolve_device"]

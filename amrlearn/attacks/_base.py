@@ -1,0 +1,189 @@
+"""The base classes of the attacks: one ``__call__`` for all, ``run`` per attack.
+
+``Attack.__call__(model, X, y)`` owns everything around the mathematics: it validates
+the hyperparameters, adapts the model with :func:`amrlearn.utils.as_logit_fn`, puts it in
+eval mode (and restores the previous mode afterwards), moves each batch of
+``batch_size`` samples to the device, seeds the randomness and shows a progress bar.
+Subclasses implement ``run(fn, x, y)`` on tensors already on the device, nothing more.
+
+Two families, as in foolbox: a :class:`FixedEpsilonAttack` answers "is the sample
+robust at eps?" and returns adversarial inputs; a :class:`MinimizationAttack` answers
+"how far is the boundary?" and returns ``(x_adv, distances)``.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from ..utils import as_logit_fn, progress
+from ..utils._compat import Interval
+
+__all__ = ["Attack", "FixedEpsilonAttack", "MinimizationAttack"]
+
+
+def _flat_norm(t):
+    """Per-sample l2 norm, shaped ``(n, 1, ..., 1)`` to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.dim() - 1))
+
+
+def _check_box(x, clip):
+    """Raise if ``x`` leaves the box ``clip``: clipping would then enlarge perturbations."""
+    if clip is None:
+        return
+    lo, hi = clip
+    if not lo < hi:
+        raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}.")
+    if x.numel() and (x.min() < lo or x.max() > hi):
+        raise ValueError(
+            f"X has values in [{float(x.min()):.4g}, {float(x.max()):.4g}], outside the box "
+            f"clip={clip!r}. Rescale X into the box or pass clip=None."
+        )
+
+
+def _torch_seed(random_state):
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+class Attack(BaseEstimator):
+    """Base class of the attacks: batching, eval mode, device, seeding and progress.
+
+    Subclasses implement ``run(fn, x, y, *, generator=None)`` and usually
+    :meth:`_collect`. Hyperparameters are keyword arguments stored unchanged, so that
+    ``get_params``, ``set_params`` and ``clone`` work.
+
+    Parameters
+    ----------
+    batch_size : int, default=256
+        Samples per call of ``run``: the memory budget of the attack.
+    device : str, torch.device or None, default=None
+        Where to run. ``None`` keeps the model where it is.
+    verbose : int, default=0
+        0 silences the progress bar.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the attack's randomness (random starts, random directions).
+    """
+
+    _parameter_constraints: dict = {
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": "no_validation",
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def run(self, fn, x, y, *, generator=None):
+        """Attack a batch; ``x`` and ``y`` are tensors already on ``fn.device``.
+
+        Does no batching and no switching of the module's mode: the caller owns both.
+        """
+        raise NotImplementedError
+
+    def _check_params(self):
+        self._validate_params()
+
+    def _batches(self, model, X, y):
+        """Yield ``(fn, x_batch, y_batch, generator)`` in eval mode; restore the mode after."""
+        import torch
+
+        self._check_params()
+        fn = as_logit_fn(model, self.device)
+        X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
+        if not X_t.is_floating_point():
+            X_t = X_t.float()
+        if X_t.dim() < 2:
+            raise ValueError(f"X must have shape (n_samples, ...), got shape {tuple(X_t.shape)}.")
+        if torch.isnan(X_t).any() or torch.isinf(X_t).any():
+            raise ValueError("X contains NaN or infinity.")
+        y_np = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
+        if y_np.shape != (X_t.shape[0],):
+            raise ValueError(f"y must have shape ({X_t.shape[0]},), got {y_np.shape}.")
+        y_t = torch.as_tensor(fn.label_index(y_np))
+        X_t = X_t.to(fn.dtype)
+        _check_box(X_t, getattr(self, "clip", None))
+        generator = torch.Generator(device=fn.device)
+        generator.manual_seed(_torch_seed(self.random_state))
+        n = X_t.shape[0]
+        starts = range(0, n, self.batch_size)
+        with fn.eval_mode():
+            for s in progress(starts, verbose=self.verbose, desc=type(self).__name__):
+                xb = X_t[s : s + self.batch_size].to(fn.device)
+                yb = y_t[s : s + self.batch_size].to(fn.device)
+                yield fn, xb, yb, generator
+
+    @staticmethod
+    def _like_input(t, X):
+        """Return ``t`` as ``X`` came: a tensor on X's device, else a numpy array."""
+        import torch
+
+        if torch.is_tensor(X):
+            return t.to(X.device)
+        return t.cpu().numpy()
+
+
+class FixedEpsilonAttack(Attack):
+    """Base class of the attacks that search a ball of radius ``eps``.
+
+    ``attack(model, X, y)`` returns the adversarial inputs; ``run`` returns a tensor.
+    """
+
+    def __call__(self, model, X, y):
+        """Attack ``X`` with labels ``y``; return the adversarial inputs, shaped like X.
+
+        Parameters
+        ----------
+        model : torch.nn.Module, skorch net or fitted linear estimator
+            See :func:`amrlearn.utils.as_logit_fn`.
+        X : array-like or tensor of shape (n_samples, ...)
+            Inputs, flat vectors or images.
+        y : array-like of shape (n_samples,)
+            True labels (class labels of the estimator, or indices for a bare module).
+
+        Returns
+        -------
+        X_adv : ndarray or tensor, like ``X``
+        """
+        import torch
+
+        batches = self._batches(model, X, y)
+        out = [self.run(fn, xb, yb, generator=g).detach() for fn, xb, yb, g in batches]
+        if not out:
+            raise ValueError("X has no samples.")
+        return self._like_input(torch.cat(out), X)
+
+
+class MinimizationAttack(Attack):
+    """Base class of the attacks that look for the closest adversarial point.
+
+    ``attack(model, X, y)`` and ``run`` return ``(x_adv, distances)``: ``distances`` is
+    the l2 norm of ``x_adv - x``, an upper bound on the distance to the decision
+    boundary, ``inf`` where no adversarial point was found and ``0`` where ``x`` is
+    already misclassified.
+    """
+
+    def __call__(self, model, X, y):
+        """Attack ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module, skorch net or fitted linear estimator
+            See :func:`amrlearn.utils.as_logit_fn`.
+        X : array-like or tensor of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        X_adv : ndarray or tensor, like ``X``
+            The closest adversarial point found (``x`` itself where none was found).
+        distances : ndarray of shape (n_samples,)
+        """
+        import torch
+
+        advs, dists = [], []
+        for fn, xb, yb, g in self._batches(model, X, y):
+            x_adv, d = self.run(fn, xb, yb, generator=g)
+            advs.append(x_adv.detach())
+            dists.append(d.detach().double().cpu())
+        if not advs:
+            raise ValueError("X has no samples.")
+        return self._like_input(torch.cat(advs), X), torch.cat(dists).numpy()

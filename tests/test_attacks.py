@@ -1,0 +1,297 @@
+"""Tests of amrlearn.attacks: L2PGD, robust_accuracy, DDN, and the torch adapter."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import InvalidParameterError
+
+from amrlearn.attacks import DDN, L2PGD, robust_accuracy, uniform_l2_ball
+from amrlearn.metrics import linear_margins
+from amrlearn.utils import as_logit_fn
+
+
+def _train(module, X, y, steps=100, lr=2e-2):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    module.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(module(Xt), yt).backward()
+        opt.step()
+    return module
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)[:600]
+    return X, y[:600].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def mlp(digits):
+    """An MLP with dropout and batch norm: its train mode differs from its eval mode."""
+    X, y = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 64),
+        torch.nn.BatchNorm1d(64),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(64, 10),
+    )
+    return _train(net, X, y)
+
+
+@pytest.fixture(scope="module")
+def cnn(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 4 * 4, 10),
+    )
+    return _train(net, X.reshape(-1, 1, 8, 8), y).eval()
+
+
+def _accuracy(net, X, y):
+    was = net.training
+    net.eval()
+    with torch.no_grad():
+        acc = (net(torch.as_tensor(X)).argmax(1).numpy() == y).mean()
+    net.train(was)
+    return acc
+
+
+def test_eps_zero_gives_clean_accuracy_and_restores_train_mode(mlp, digits):
+    X, y = digits
+    mlp.train()
+    clean = _accuracy(mlp, X, y)
+    X_adv = L2PGD(eps=0.0, steps=5, step_size=0.1, random_state=0)(mlp, X, y)
+    np.testing.assert_array_equal(X_adv, X)
+    assert mlp.training, "the module's previous mode must be restored"
+    assert _accuracy(mlp, X_adv, y) == clean
+    assert robust_accuracy(mlp, X, y, eps=[0.0], steps=5).tolist() == [clean]
+    assert mlp.training
+    # eps = 0 inside a grid: still the clean accuracy.
+    acc = robust_accuracy(mlp, X, y, eps=[0.0, 0.3], steps=10, step_size=0.05, random_state=0)
+    assert acc[0] == clean
+
+
+@pytest.mark.parametrize("random_start", [True, False])
+def test_perturbation_within_ball_and_box(mlp, cnn, digits, random_start):
+    X, y = digits
+    for net, Xin in ((mlp, X), (cnn, X.reshape(-1, 1, 8, 8))):
+        eps = 0.7
+        X_adv = L2PGD(
+            eps=eps, steps=30, step_size=0.1, random_start=random_start, random_state=0
+        )(net, Xin, y)
+        assert X_adv.shape == Xin.shape
+        norms = np.linalg.norm((X_adv - Xin).reshape(len(Xin), -1), axis=1)
+        assert norms.max() <= eps * (1 + 1e-6)
+        assert X_adv.min() >= 0.0 and X_adv.max() <= 1.0
+        # The attack does something: it breaks some samples.
+        assert _accuracy(net, X_adv, y) < _accuracy(net, Xin, y)
+
+
+def test_random_start_is_uniform_in_the_ball():
+    d, eps, n = 6, 0.8, 3000
+    gen = torch.Generator().manual_seed(0)
+    delta = uniform_l2_ball((n, 2, 3), eps, generator=gen)
+    r = delta.flatten(1).norm(dim=1).numpy()
+    # Uniform in the ball <=> (r / eps)^d ~ U(0, 1) (and the direction is isotropic).
+    assert stats.kstest((r / eps) ** d, "uniform").pvalue > 1e-3
+    # The common mistake, radius eps * U, fails the same test.
+    wrong = eps * torch.rand(n, generator=gen).numpy()
+    assert stats.kstest((wrong / eps) ** d, "uniform").pvalue < 1e-6
+    unit = delta.flatten(1) / delta.flatten(1).norm(dim=1, keepdim=True)
+    assert np.abs(unit.mean(0).numpy()).max() < 4 / np.sqrt(n)
+
+    # The start that L2PGD itself uses (steps=0 returns it), on flat inputs, no box.
+    x = np.zeros((n, d), dtype=np.float32)
+    net = torch.nn.Linear(d, 2)
+    y = np.zeros(n, dtype=np.int64)
+    X0 = L2PGD(eps=eps, steps=0, clip=None, early_stop=False, random_state=1)(net, x, y)
+    r0 = np.linalg.norm(X0, axis=1)
+    assert stats.kstest((r0 / eps) ** d, "uniform").pvalue > 1e-3
+
+
+def test_robust_accuracy_non_increasing_and_shared_grid(mlp, digits):
+    X, y = digits
+    grid = [0.8, 0.0, 0.2, 0.4, 1.2]
+    acc = robust_accuracy(mlp, X, y, eps=grid, steps=40, step_size=0.05, random_state=0)
+    assert acc.shape == (5,)
+    ordered = acc[np.argsort(grid)]
+    assert np.all(np.diff(ordered) <= 0)
+    assert ordered[-1] < ordered[0]
+    # Sharing the grid gives the same answer as one radius at a time, or a stronger one.
+    alone = robust_accuracy(mlp, X, y, eps=[0.4], steps=40, step_size=0.05, random_state=0)
+    assert acc[3] <= alone[0] + 0.02
+
+
+def test_determinism_under_seed(mlp, digits):
+    X, y = digits
+    a = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(mlp, X, y)
+    b = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(mlp, X, y)
+    c = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=4)(mlp, X, y)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    r1 = robust_accuracy(mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
+    r2 = robust_accuracy(mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
+    np.testing.assert_array_equal(r1, r2)
+
+
+def test_batch_size_reaches_the_model(digits):
+    X, y = digits
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return self.lin(x)
+
+    L2PGD(eps=0.3, steps=2, batch_size=32)(Spy(), X, y)
+    assert max(seen) == 32
+    seen.clear()
+    robust_accuracy(Spy(), X, y, eps=[0.3], steps=2, batch_size=50)
+    assert max(seen) <= 50
+    seen.clear()
+    DDN(steps=2, batch_size=16)(Spy(), X, y)
+    assert max(seen) == 16
+
+
+def test_tuple_output_and_tensor_input(digits):
+    X, y = digits
+
+    class WithFeatures(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Linear(64, 16)
+            self.head = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            f = torch.relu(self.body(x))
+            return self.head(f), f
+
+    torch.manual_seed(0)
+    net = WithFeatures()
+    Xt = torch.from_numpy(X[:50])
+    out = L2PGD(eps=0.2, steps=3, step_size=0.1, random_state=0)(net, Xt, torch.from_numpy(y[:50]))
+    assert torch.is_tensor(out) and out.shape == Xt.shape
+
+
+def test_linear_estimator_robust_accuracy_is_exact():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(300, 5)).astype(np.float32)
+    y = np.where(X @ np.arange(1, 6) > 7.5, "b", "a")  # string labels, through classes_
+    clf = LogisticRegression().fit(X, y)
+    fn = as_logit_fn(clf)
+    idx = fn(torch.from_numpy(X)).argmax(1).numpy()
+    np.testing.assert_array_equal(fn.index_label(idx), clf.predict(X))
+    margins = linear_margins(clf, X, y)
+    eps = [0.05, 0.1, 0.2]
+    acc = robust_accuracy(
+        clf, X, y, eps=eps, steps=30, step_size=0.02, clip=None, random_start=False
+    )
+    for e, a in zip(eps, acc):
+        # From x, PGD on a binary linear model walks straight to the boundary.
+        assert abs(a - np.mean(margins > e)) <= 1 / len(X)
+
+
+def test_skorch_net(digits):
+    skorch = pytest.importorskip("skorch")
+    X, y = digits
+    torch.manual_seed(0)
+    net = skorch.NeuralNetClassifier(
+        torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)),
+        criterion=torch.nn.CrossEntropyLoss,  # the module returns logits
+        max_epochs=10,
+        lr=0.5,
+        train_split=None,
+        verbose=0,
+    ).fit(X, y)
+    acc = robust_accuracy(net, X, y, eps=[0.0, 0.5], steps=20, step_size=0.05, random_state=0)
+    assert acc[0] == pytest.approx(np.mean(net.predict(X) == y))
+    assert acc[1] < acc[0]
+    X_adv, dist = DDN(steps=20)(net, X[:40], y[:40])
+    assert X_adv.shape == (40, 64) and dist.shape == (40,)
+
+
+def test_ddn_upper_bounds_the_linear_margin_and_is_vectorized():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(60, 4)).astype(np.float32)
+    y = (X.sum(1) > 2).astype(np.int64)
+    clf = LogisticRegression().fit(X, y)
+    exact = linear_margins(clf, X)
+    pred = clf.predict(X)
+    X_adv, dist = DDN(steps=200, clip=None)(clf, X, pred)
+    assert np.all(np.isfinite(dist))
+    assert np.all(dist >= exact - 1e-5)
+    assert np.all(dist <= exact * 1.1 + 1e-3)
+    np.testing.assert_allclose(np.linalg.norm(X_adv - X, axis=1), dist, rtol=1e-5, atol=1e-6)
+    assert np.all(clf.predict(X_adv) != pred)
+    # Batched and one-by-one runs agree: the samples do not interact.
+    _, dist1 = DDN(steps=200, clip=None, batch_size=1)(clf, X[:8], pred[:8])
+    np.testing.assert_allclose(dist1, dist[:8], rtol=1e-5)
+    # Misclassified samples are at distance 0.
+    _, d0 = DDN(steps=5, clip=None)(clf, X[:5], 1 - pred[:5])
+    np.testing.assert_array_equal(d0, 0.0)
+
+
+def test_ddn_on_images_in_box(cnn, digits):
+    X, y = digits
+    Xi = X[:64].reshape(-1, 1, 8, 8)
+    X_adv, dist = DDN(steps=50, random_state=0)(cnn, Xi, y[:64])
+    assert X_adv.shape == Xi.shape
+    assert X_adv.min() >= 0 and X_adv.max() <= 1
+    found = np.isfinite(dist)
+    assert found.mean() > 0.9
+    with torch.no_grad():
+        pred = cnn(torch.from_numpy(X_adv[found])).argmax(1).numpy()
+    assert np.all(pred != y[:64][found])
+
+
+def test_bad_input(mlp, digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="outside the box"):
+        L2PGD(eps=0.1)(mlp, X * 2, y)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        L2PGD(eps=0.1)(mlp, Xn, y)
+    with pytest.raises(ValueError, match="shape"):
+        L2PGD(eps=0.1)(mlp, X, y[:-1])
+    with pytest.raises(InvalidParameterError):
+        L2PGD(eps=-1.0)(mlp, X, y)
+    with pytest.raises(InvalidParameterError):
+        DDN(gamma=1.5)(mlp, X, y)
+    with pytest.raises(ValueError, match="eps"):
+        robust_accuracy(mlp, X, y, eps=[])
+    with pytest.raises(TypeError, match="logit function"):
+        L2PGD(eps=0.1)(object(), X, y)
+    with pytest.raises(ValueError, match="not seen"):
+        robust_accuracy(LogisticRegression().fit(X, y), X, y + 100, eps=[0.1], steps=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda(mlp, digits):
+    X, y = digits
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    acc = robust_accuracy(net, X, y, eps=[0.0, 0.5], steps=10, device="cuda", random_state=0)
+    assert acc[1] <= acc[0]
+    X_adv = L2PGD(eps=0.5, steps=10, device="cuda", random_state=0)(net, X, y)
+    assert isinstance(X_adv, np.ndarray)
+    assert np.linalg.norm(X_adv - X, axis=1).max() <= 0.5 * (1 + 1e-6)
+    _, dist = DDN(steps=10, device="cuda")(net, X, y)
+    assert dist.shape == (len(X),)
