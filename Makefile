@@ -31,7 +31,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PIP) install -q --no-deps torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1
+	$(PIP) install -q --no-deps torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 
 clean:

@@ -16,6 +16,7 @@ from amrlearn.linear_model._cccp import (
     amr_objective,
     amr_regularizer,
     cccp_linearization,
+    cccp_step,
     conditional_risk,
     hinge,
     smoothed_hinge,
@@ -93,6 +94,33 @@ def test_objective_never_increases_and_unit_norm(loss, seed):
     assert np.isclose(np.linalg.norm(clf.coef_), 1.0)
     m = np.where(y == 1, 1.0, -1.0) * clf.decision_function(X)
     assert np.isclose(path[-1], amr_objective(m, lam=0.5, tau=1.0, loss=loss))
+
+
+def test_cccp_step_is_invariant_to_the_scale_of_v():
+    # w = v / ||v||: the starting length of v changes L-BFGS's path, not the minimizer of
+    # the (convex, tight) subproblem; the returned margins are those of the new point.
+    X, y = _digits01()
+    y_pm = np.where(y == 1, 1.0, -1.0)
+    w0 = np.ones(X.shape[1]) / np.sqrt(X.shape[1])
+    steps = [cccp_step(w0, 0.0, X, y_pm, lam=0.1, tau=5.0, smoothing=1e-3, gtol=1e-9,
+                       ftol=1e-14, scale=scale) for scale in (1.0, 10.0)]
+    for w, b, info in steps:
+        assert info["tight"] and np.isclose(np.linalg.norm(w), 1.0)
+        assert np.allclose(info["margins"], y_pm * (X @ w + b))
+    (w1, b1, i1), (w2, b2, i2) = steps
+    assert np.isclose(i1["surrogate"], i2["surrogate"], rtol=1e-7)
+    assert np.allclose(i1["margins"], i2["margins"], atol=1e-3)
+
+
+def test_default_tolerance_matches_a_tight_solve():
+    # The inner solves stop at tol / 1000 (relative decrease): the default fit agrees with
+    # a fit at tol=1e-10 to well within the margins' resolution.
+    X, y = _digits01()
+    loose = AMRLogisticRegression(tau=5.0, lam=0.1).fit(X, y)
+    tight = AMRLogisticRegression(tau=5.0, lam=0.1, tol=1e-10).fit(X, y)
+    assert np.isclose(loose.objective_path_[-1], tight.objective_path_[-1], rtol=1e-6)
+    m_loose, m_tight = linear_margins(loose, X, y), linear_margins(tight, X, y)
+    assert np.isclose(m_loose.mean(), m_tight.mean(), rtol=1e-4)
 
 
 def test_decision_function_is_signed_distance():

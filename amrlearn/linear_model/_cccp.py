@@ -294,7 +294,7 @@ def _surrogate(z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept):
 
 
 def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_intercept=True,
-              max_inner=200, gtol=1e-6, ftol=1e-12, scale=1.0):
+              max_inner=200, gtol=1e-6, ftol=1e-12, scale=1.0, margins=None):
     """One CCCP iteration for objective (11) on the unit sphere.
 
     Linearizes ``-lam * H_0`` at ``(w, b)`` (:func:`cccp_linearization`) and minimizes the
@@ -341,6 +341,8 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
         by about ``1 / scale`` radians. A scale of the order of the norm of the samples
         balances the curvature in ``v`` with the curvature in ``b`` and makes that first
         step a reasonable one.
+    margins : ndarray of shape (n_samples,), default=None
+        ``y (X w + b)`` if the caller has them (saves a pass over ``X``).
 
     Returns
     -------
@@ -364,7 +366,9 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
     d = X.shape[1]
     y = np.asarray(y, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    m = y * (X @ w.astype(X.dtype, copy=False) + b)
+    if margins is None:
+        margins = y * (X @ w.astype(X.dtype, copy=False) + b)
+    m = np.asarray(margins, dtype=np.float64)
     slopes = cccp_linearization(m) if lam > 0 else np.zeros_like(y)
     z0 = np.append(scale * w / np.linalg.norm(w), b if fit_intercept else 0.0)
     counter = [0]

@@ -1,0 +1,207 @@
+"""The Table 1 / Table 2 / Figures experiments, end to end on micro configurations.
+
+Real MNIST (a small subset) for the MNIST cells; CIFAR-10 as a tiny synthetic set written
+in the real ``cifar-10-batches-py`` pickle format into a test data home, with its
+checksums injected the way the loader's own tests do.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amrlearn.datasets import DatasetNotFoundError, load_mnist
+from amrlearn.experiments import _neural_common, figures, table1, table2
+from amrlearn.experiments._paper import TABLE1, TABLE2, paper_row
+
+MNIST_HOME = os.environ.get("AMRLEARN_DATA")
+
+
+def _mnist_home(tmp_path):
+    """A data home that holds MNIST (linked from $AMRLEARN_DATA) and no CIFAR-10."""
+    try:
+        load_mnist(MNIST_HOME, subset="test", return_X_y=True)
+    except DatasetNotFoundError:
+        pytest.skip("MNIST is not in $AMRLEARN_DATA")
+    from amrlearn.datasets import get_data_home
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mnist").symlink_to(get_data_home(MNIST_HOME) / "mnist")
+    return home
+
+
+def _micro(config, home, **extra):
+    config.update(n_train=80, n_test=40, data_home=str(home), verbose=0, seed=0, device="cpu",
+                  epochs=2, lr=0.05)
+    if config.get("pgd"):
+        config["pgd"] = {"steps": 2, "step_size": 0.1, "n_points": 20, "batch_size": 20}
+    if config.get("margin"):
+        config["margin"] = {"n_points": 10, "radius": 5.0, "n_batches": 1, "batch_size": 4}
+    config["track"] = {"epochs": [1, 2], "n_points": 10, "radius": 5.0, "n_batches": 1,
+                       "batch_size": 4}
+    if "adv" in config:
+        config["adv"] = {"steps": 2, "step_size": "auto"}
+    config.update(extra)
+    return config
+
+
+def test_paper_numbers_are_the_papers():
+    assert TABLE1["mnist"]["CNN"]["AMR"] == {"clean": 99.25,
+                                             "robust": [97.90, 97.60, 97.51, 97.33],
+                                             "avg_margin": 1.40}
+    assert TABLE1["cifar10"]["MLP"]["Std"]["avg_margin"] == 0.17
+    assert TABLE2["cifar10"]["ConvNet"]["Adv"]["robust"] == [68.79, 61.79, 54.35, 47.00]
+    assert TABLE2["mnist"]["LeNetSmall"]["MMR"]["clean"] == 97.43
+    assert paper_row("table2", "mnist", "LeNet", "LCR") is None
+    with pytest.raises(ValueError, match="table1"):
+        paper_row("table3", "mnist", "MLP", "Std")
+
+
+def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
+    home = _mnist_home(tmp_path)
+    cfg = _micro(table1.default_config("quick"), home, models=["MLP"],
+                 methods=["Std", "LCR", "AMR"])
+    out = tmp_path / "out"
+    res = table1.run(cfg, out)
+
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["seed"] == 0 and saved["environment"]["device"] == "cpu"
+    assert "torch" in saved["environment"]
+    assert set(saved["cells"]) == {"mnist/MLP/Std", "mnist/MLP/LCR", "mnist/MLP/AMR"}
+    std = saved["cells"]["mnist/MLP/Std"]
+    assert std["params"] == {"lam": 0.0, "beta": 0.0, "tau": 5.0}
+    assert saved["cells"]["mnist/MLP/LCR"]["params"]["beta"] == 1e-3
+    assert 0 <= std["clean"] <= 100 and len(std["robust"]) == 4
+    assert all(a >= b for a, b in zip(std["robust"], std["robust"][1:]))  # shrinking with eps
+    assert std["robust"][0] <= std["clean"] + 100 / 20  # one point of 20 may differ
+    assert std["avg_margin"] >= 0 and len(std["history"]["train_loss"]) == 2
+    assert std["margin_path"]["train"]["epoch"] == [1, 2]
+    assert len(std["margin_path"]["test"]["margins"][0]) == 10
+    assert "margin_path" not in saved["cells"]["mnist/MLP/AMR"]  # only Std is tracked
+
+    # CIFAR-10 is absent from this data home: skipped, named, never faked.
+    reason = f"skipped: CIFAR-10 not found in {home}"
+    assert saved["skipped"]["cifar10/MLP/Std"] == reason
+    assert not any(k.startswith("cifar10") for k in saved["cells"])
+    assert saved["finished"] and not saved["complete"] and saved["pending"] == []
+
+    text = table1.summarize(res)
+    assert "98.24" in text and "1.41" in text  # the paper's numbers, side by side
+    assert reason in text
+    for claim in ("Claim 1", "Claim 2", "Claim 3", "ablations"):
+        line = next(ln for ln in text.splitlines() if claim in ln)
+        assert re.search(r": (holds|does not hold) \(\d+ of \d+ cells\)", line), line
+    assert "mnist/MLP: AMR avg margin" in text
+    paths = table1.plot(res, out)
+    assert paths and all(Path(p).stat().st_size > 0 for p in paths)
+
+    # Resume: a rerun trains nothing; a lost cell is the only one retrained.
+    calls = []
+    real = _neural_common.train_cell
+
+    def counting(*args, **kwargs):
+        calls.append(args[:3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_neural_common, "train_cell", counting)
+    again = table1.run(dict(cfg, verbose=1), out)  # verbosity does not change the config
+    assert calls == []
+    assert again["cells"] == saved["cells"]
+    saved["cells"].pop("mnist/MLP/AMR")
+    (out / "results.json").write_text(json.dumps(saved))
+    resumed = table1.run(cfg, out)
+    assert calls == [("mnist", "MLP", "AMR")]
+    assert resumed["cells"]["mnist/MLP/Std"] == std
+
+    # Another configuration never overwrites these results.
+    with pytest.raises(ValueError, match="another configuration"):
+        table1.run(dict(cfg, seed=1), out)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    home = _mnist_home(tmp_path)
+    cfg = _micro(table1.default_config("quick"), home)
+    data = _neural_common.load_split("mnist", cfg, flatten=False)
+    a = _neural_common.train_cell("mnist", "MLP", "AMR", data, cfg)
+    b = _neural_common.train_cell("mnist", "MLP", "AMR", data, cfg)
+    for key in ("clean", "robust", "avg_margin"):
+        assert a[key] == b[key]
+    assert a["history"]["train_loss"] == b["history"]["train_loss"]
+
+
+def _md5(raw):
+    return hashlib.md5(raw).hexdigest()
+
+
+def _synthetic_cifar(home, monkeypatch, n_per_batch=24, seed=0):
+    """Write a learnable tiny CIFAR-10 in the real pickle format, and trust its digests."""
+    from amrlearn.datasets import _cifar10
+
+    rng = np.random.default_rng(seed)
+    folder = home / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    table = {}
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch"):
+        labels = rng.integers(0, 10, size=n_per_batch)
+        # Each class has its own mean colour, so the models can learn something.
+        base = (labels[:, None] * 25).repeat(3072, axis=1)
+        data = np.clip(base + rng.integers(-20, 20, size=base.shape), 0, 255).astype(np.uint8)
+        raw = pickle.dumps({b"batch_label": name.encode(), b"labels": labels.tolist(),
+                            b"data": data}, protocol=2)
+        (folder / name).write_bytes(raw)
+        table[name] = ("md5", _md5(raw))
+    monkeypatch.setattr(_cifar10, "_CHECKSUMS", {**_cifar10._CHECKSUMS, **table})
+
+
+def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    _synthetic_cifar(home, monkeypatch)
+
+    cfg = _micro(table1.default_config("quick"), home, datasets=["cifar10"], models=["MLP"],
+                 methods=["Std", "AMR"])
+    res = table1.run(cfg, tmp_path / "t1")
+    cell = res["cells"]["cifar10/MLP/AMR"]
+    assert cell["params"]["tau"] == 10.0 and cell["eps"] == [0.1, 0.2, 0.3, 0.4]
+    assert cell["n_train"] == 80 and res["complete"]
+    text = table1.summarize(res)
+    assert "CIFAR-10" in text and "54.04" in text and "skipped" not in text
+
+    # Table 2: PGD training and LeNetSmall's crop-and-flip augmentation on CIFAR-10.
+    cfg2 = _micro(table2.default_config("quick"), home, groups=[["cifar10", "LeNetSmall"]],
+                  methods=["Std", "Adv"], epochs=1)
+    res2 = table2.run(cfg2, tmp_path / "t2")
+    assert set(res2["cells"]) == {"cifar10/LeNetSmall/Std", "cifar10/LeNetSmall/Adv"}
+    assert res2["cells"]["cifar10/LeNetSmall/Adv"]["params"]["eps"] == 0.4
+    text2 = table2.summarize(res2)
+    assert "MMR" in text2 and "not yet implemented (paper 59.07)" in text2
+    assert table2.plot(res2, tmp_path / "t2")
+
+    # Figures: margin paths and histograms of the LR on CIFAR-10.
+    cfg3 = _micro(figures.default_config("quick"), home, datasets=["cifar10"], models=["LR"],
+                  methods=["Std", "AMR"])
+    res3 = figures.run(cfg3, tmp_path / "f")
+    names = {Path(p).name for p in figures.plot(res3, tmp_path / "f")}
+    assert {"fig2_6_tradeoff_cifar10.png", "fig3_avg_margin_cifar10.png",
+            "fig5_training_curves.png", "fig7_8_histograms_cifar10_LR.png"} <= names
+    assert "Figure 3" in figures.summarize(res3)
+
+
+def test_full_configs_follow_appendix_f():
+    cfg = table1.default_config("full")
+    assert (cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["batch_size"]) == (0.01, 0.9,
+                                                                                  True, 128)
+    assert cfg["pgd"]["steps"] == 1000 and cfg["pgd"]["step_size"] == 0.01
+    assert (cfg["lam"], cfg["beta"]) == (0.1, 1e-3)
+    assert cfg["margin"] == {"n_points": 500, "radius": 5.0, "n_batches": 50,
+                             "batch_size": 1024}
+    assert figures.default_config("full")["epochs"]["LR"] == 1000
+    assert table2.default_config("full")["adv"] == {"steps": 40, "step_size": 0.01}
+    with pytest.raises(ValueError, match="mode"):
+        table1.default_config("medium")
