@@ -20,42 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _bench_common import load_data, train_mlp
 
 from amrlearn.metrics import lipschitz_margin_bound
-
-
-def load_data(n_train, n_test):
-    try:
-        from amrlearn.datasets import load_mnist
-
-        Xtr, ytr = load_mnist(subset="train", return_X_y=True)
-        Xte, yte = load_mnist(subset="test", return_X_y=True)
-        name = "mnist"
-    except Exception:  # no MNIST here: the 8x8 digits of scikit-learn
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16.0).astype(np.float32)
-        Xtr, ytr, Xte, yte = X[:1200], y[:1200], X[1200:], y[1200:]
-        name = "digits"
-    return name, Xtr[:n_train], ytr[:n_train].astype(np.int64), Xte[:n_test], yte[:n_test]
-
-
-def train_mlp(X, y, epochs=5, seed=0):
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(X.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    for _ in range(epochs):
-        perm = torch.randperm(len(Xt))
-        for s in range(0, len(Xt), 128):
-            idx = perm[s : s + 128]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
-            opt.step()
-    return net.eval()
 
 
 def main(argv=None):
