@@ -295,3 +295,29 @@ def test_cuda(mlp, digits):
     assert np.linalg.norm(X_adv - X, axis=1).max() <= 0.5 * (1 + 1e-6)
     _, dist = DDN(steps=10, device="cuda")(net, X, y)
     assert dist.shape == (len(X),)
+
+
+def test_margin_loss_breaks_a_saturated_softmax_that_cross_entropy_cannot():
+    # Logit gaps of several hundred: the float32 cross-entropy gradient is exactly zero,
+    # so PGD on "ce" never moves (gradient masking); the logit-margin loss still has a
+    # gradient and finds the boundary, which every sample is within eps of.
+    import torch
+
+    from amrlearn.attacks import L2PGD, robust_accuracy
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1000.0, 0.0], [-1000.0, 0.0]]))
+        net.bias.copy_(torch.tensor([-500.0, 500.0]))  # boundary at x0 = 0.5
+    X = np.array([[0.8, 0.5], [0.7, 0.2], [0.2, 0.4], [0.3, 0.9]], dtype=np.float32)
+    y = np.array([0, 0, 1, 1])
+    # Distance of each point to the boundary x0 = 0.5 is at most 0.3 < eps = 0.5.
+    kw = dict(steps=50, step_size=0.05, random_start=False, clip=(0.0, 1.0), random_state=0)
+    assert robust_accuracy(net, X, y, eps=[0.5], loss="ce", **kw)[0] == 1.0
+    assert robust_accuracy(net, X, y, eps=[0.5], loss="margin", **kw)[0] == 0.0
+    assert robust_accuracy(net, X, y, eps=[0.5], loss=("ce", "margin"), **kw)[0] == 0.0
+    X_adv = L2PGD(eps=0.5, loss="margin", **kw)(net, X, y)
+    assert np.all(np.linalg.norm(X_adv - X, axis=1) <= 0.5 * (1 + 1e-6))
+    with pytest.raises(ValueError):
+        L2PGD(eps=0.5, loss="hinge")(net, X, y)

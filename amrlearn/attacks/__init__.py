@@ -6,7 +6,7 @@ fitted linear estimator; ``attack.run(fn, x, y)`` is the tensor-level step.
 
 from ._base import Attack, FixedEpsilonAttack, MinimizationAttack
 from ._ddn import DDN
-from ._pgd import L2PGD, robust_accuracy, uniform_l2_ball
+from ._pgd import L2PGD, attack_loss, robust_accuracy, uniform_l2_ball
 
 __all__ = [
     "DDN",
@@ -14,6 +14,7 @@ __all__ = [
     "FixedEpsilonAttack",
     "L2PGD",
     "MinimizationAttack",
+    "attack_loss",
     "robust_accuracy",
     "uniform_l2_ball",
 ]

@@ -9,10 +9,10 @@ from numbers import Integral, Real
 import numpy as np
 
 from ..utils import as_logit_fn, progress
-from ..utils._compat import Interval
+from ..utils._compat import Interval, StrOptions
 from ._base import FixedEpsilonAttack, _check_box, _flat_norm, _torch_seed
 
-__all__ = ["L2PGD", "robust_accuracy", "uniform_l2_ball"]
+__all__ = ["L2PGD", "attack_loss", "robust_accuracy", "uniform_l2_ball"]
 
 
 def uniform_l2_ball(shape, eps, *, generator=None, device=None, dtype=None):
@@ -54,6 +54,49 @@ def uniform_l2_ball(shape, eps, *, generator=None, device=None, dtype=None):
     eps = torch.as_tensor(eps, device=direction.device, dtype=direction.dtype)
     radius = eps * u.pow(1.0 / d)
     return direction * radius.view(-1, *[1] * (len(shape) - 1))
+
+
+def attack_loss(logits, y, loss="ce"):
+    """Per-sample loss that PGD ascends.
+
+    Parameters
+    ----------
+    logits : tensor of shape (n, n_classes)
+    y : tensor of shape (n,) of int64
+    loss : {"ce", "margin"}, default="ce"
+        ``"ce"``: the cross-entropy (Madry et al., the paper's attack). ``"margin"``: the
+        logit margin ``max_{k != y} z_k - z_y`` of Carlini & Wagner, whose gradient does
+        not vanish when the softmax saturates. A net whose logit gaps exceed about 100
+        (float32) has an exactly zero cross-entropy gradient, and PGD on ``"ce"`` then
+        never moves: a flat robust accuracy across eps is the telltale sign.
+
+    Returns
+    -------
+    loss : tensor of shape (n,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.attacks import attack_loss
+    >>> z = torch.tensor([[300.0, 0.0]], requires_grad=True)
+    >>> y = torch.tensor([0])
+    >>> torch.autograd.grad(attack_loss(z, y, "ce").sum(), z)[0].abs().sum().item()
+    0.0
+    >>> torch.autograd.grad(attack_loss(z, y, "margin").sum(), z)[0].tolist()
+    [[-1.0, 1.0]]
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if loss == "ce":
+        return F.cross_entropy(logits, y, reduction="none")
+    if loss == "margin":
+        true = logits.gather(1, y[:, None])[:, 0]
+        other = logits.masked_fill(
+            torch.nn.functional.one_hot(y, logits.shape[1]).bool(), -float("inf")
+        )
+        return other.max(dim=1).values - true
+    raise ValueError(f"loss must be 'ce' or 'margin', got {loss!r}.")
 
 
 def _project(x, delta, eps, clip):
@@ -100,6 +143,10 @@ class L2PGD(FixedEpsilonAttack):
         The data box. ``X`` must lie in it. ``None`` disables clipping.
     restarts : int, default=1
         Independent runs; a sample is broken if any run breaks it.
+    loss : {"ce", "margin"}, default="ce"
+        The loss ascended: the cross-entropy (the paper's) or the logit margin of Carlini
+        & Wagner, which still has a gradient where the softmax saturates (see
+        :func:`attack_loss`).
     early_stop : bool, default=True
         Stop attacking a sample as soon as an iterate misclassifies it (it is broken,
         which is all robust accuracy needs). ``False`` runs every step on every sample
@@ -155,6 +202,7 @@ class L2PGD(FixedEpsilonAttack):
         "clip": [tuple, list, None],
         "restarts": [Interval(Integral, 1, None, closed="left")],
         "early_stop": ["boolean"],
+        "loss": [StrOptions({"ce", "margin"})],
     }
 
     def __init__(
@@ -167,6 +215,7 @@ class L2PGD(FixedEpsilonAttack):
         clip=(0.0, 1.0),
         restarts=1,
         early_stop=True,
+        loss="ce",
         batch_size=256,
         device=None,
         verbose=0,
@@ -179,6 +228,7 @@ class L2PGD(FixedEpsilonAttack):
         self.clip = clip
         self.restarts = restarts
         self.early_stop = early_stop
+        self.loss = loss
         self.batch_size = batch_size
         self.device = device
         self.verbose = verbose
@@ -212,7 +262,6 @@ class L2PGD(FixedEpsilonAttack):
         ``x``): robust accuracy needs the broken flags alone.
         """
         import torch
-        import torch.nn.functional as F
 
         eps = float(self.eps)
         clip = None if self.clip is None else (float(self.clip[0]), float(self.clip[1]))
@@ -254,7 +303,7 @@ class L2PGD(FixedEpsilonAttack):
             for step in range(self.steps + 1):
                 delta.requires_grad_(True)
                 logits = fn(x0 + delta)
-                loss = F.cross_entropy(logits, y[idx], reduction="none")
+                loss = attack_loss(logits, y[idx], self.loss)
                 record(idx, x0 + delta, logits, loss)
                 if step == self.steps:
                     break
@@ -282,6 +331,7 @@ def robust_accuracy(
     random_start=True,
     clip=(0.0, 1.0),
     restarts=1,
+    loss="ce",
     batch_size=256,
     device=None,
     verbose=0,
@@ -307,6 +357,11 @@ def robust_accuracy(
         Radii (the paper's MNIST grid by default; {0.1, 0.2, 0.3, 0.4} on CIFAR10).
     steps, step_size, random_start, clip, restarts, batch_size, device, verbose, random_state
         As for :class:`L2PGD`.
+    loss : {"ce", "margin"} or sequence of them, default="ce"
+        The loss PGD ascends (see :func:`attack_loss`). A sequence, e.g.
+        ``("ce", "margin")``, attacks each survivor with every loss in turn: a sample is
+        robust only if no attack breaks it. The cross-entropy alone is the paper's setting;
+        adding ``"margin"`` guards against saturated softmaxes (gradient masking).
 
     Returns
     -------
@@ -334,6 +389,9 @@ def robust_accuracy(
         eps_arr < 0
     ):
         raise ValueError(f"eps must be a non-empty sequence of finite radii >= 0, got {eps!r}.")
+    losses = [loss] if isinstance(loss, str) else list(loss)
+    if not losses:
+        raise ValueError("loss must name at least one loss.")
     attack = L2PGD(
         eps=float(eps_arr.max()),
         steps=steps,
@@ -342,12 +400,14 @@ def robust_accuracy(
         clip=clip,
         restarts=restarts,
         early_stop=True,
+        loss=losses[0],
         batch_size=batch_size,
         device=device,
         verbose=verbose,
         random_state=random_state,
     )
-    attack._check_params()
+    for name in losses:
+        attack.set_params(loss=name)._check_params()
     fn = as_logit_fn(model, device)
     X_t = X if torch.is_tensor(X) else torch.as_tensor(np.asarray(X))
     X_t = X_t.detach().to(fn.dtype)
@@ -382,10 +442,14 @@ def robust_accuracy(
             e = float(eps_arr[i])
             if e > 0 and survivors.numel():
                 attack.eps = e
-                still = []
-                for sel, xb, yb in batches(survivors):
-                    _, broken = attack._run(fn, xb, yb, generator=generator, track=False)
-                    still.append(sel[~broken.cpu()])
-                survivors = torch.cat(still)
+                for name in losses:
+                    attack.loss = name
+                    still = []
+                    for sel, xb, yb in batches(survivors):
+                        _, broken = attack._run(fn, xb, yb, generator=generator, track=False)
+                        still.append(sel[~broken.cpu()])
+                    survivors = torch.cat(still)
+                    if survivors.numel() == 0:
+                        break
             acc[i] = survivors.numel() / n
     return acc
