@@ -66,7 +66,8 @@ def test_paper_numbers_are_the_papers():
 def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     home = _mnist_home(tmp_path)
     cfg = _micro(table1.default_config("quick"), home, models=["MLP"],
-                 methods=["Std", "LCR", "AMR"])
+                 methods=["Std", "LCR", "AMR"], epochs={"MLP": 2, "default": 1},
+                 batch_size={"MLP": 16, "CNN": 32})
     out = tmp_path / "out"
     res = table1.run(cfg, out)
 
@@ -84,6 +85,9 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     assert std["margin_path"]["train"]["epoch"] == [1, 2]
     assert len(std["margin_path"]["test"]["margins"][0]) == 10
     assert "margin_path" not in saved["cells"]["mnist/MLP/AMR"]  # only Std is tracked
+    assert std["ortho_penalty"] > 0 and std["diverged"] is False
+    # Per-model settings reach the net: 80 images in batches of 16 (the MLP's) are 5 steps.
+    assert std["history"]["epoch"] == [1, 2]
 
     # CIFAR-10 is absent from this data home: skipped, named, never faked.
     reason = f"skipped: CIFAR-10 not found in {home}"
@@ -191,6 +195,29 @@ def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
     assert {"fig2_6_tradeoff_cifar10.png", "fig3_avg_margin_cifar10.png",
             "fig5_training_curves.png", "fig7_8_histograms_cifar10_LR.png"} <= names
     assert "Figure 3" in figures.summarize(res3)
+
+
+def test_quick_configs_keep_the_method_and_a_long_enough_attack():
+    """Quick mode scales budgets, never the method: lambda, beta and tau stay the paper's,
+    and every PGD evaluation can walk at least twice the largest eps."""
+    from amrlearn.experiments._neural_common import method_params, per_model
+
+    for exp, models in ((table1, ("MLP", "CNN")), (table2, ("LeNet", "LeNetSmall")),
+                        (figures, ("LR", "MLP", "CNN"))):
+        cfg = exp.default_config("quick")
+        assert (cfg["lam"], cfg["beta"]) == (0.1, 1e-3)
+        for model in models:
+            assert per_model(cfg["epochs"], model) >= 1
+            assert per_model(cfg["batch_size"], model) in (32, 128)
+            pgd = per_model(cfg["pgd"], model)
+            if pgd is None:
+                continue
+            for dataset, eps in cfg["eps"].items():
+                step = pgd["step_size"]
+                step = step[dataset] if isinstance(step, dict) else step
+                assert pgd["steps"] * step >= 2 * max(eps)
+    assert method_params("AMR", "mnist", "CNN", table1.default_config("quick"))["tau"] == 10.0
+    assert method_params("AMR", "mnist", "MLP", table1.default_config("quick"))["tau"] == 5.0
 
 
 def test_full_configs_follow_appendix_f():

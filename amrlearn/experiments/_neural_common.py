@@ -38,6 +38,7 @@ __all__ = [
     "cell_key",
     "load_split",
     "method_params",
+    "per_model",
     "run_cells",
     "skip_reason",
 ]
@@ -173,16 +174,34 @@ def _fixed_points(X, y, n, seed):
     return X[idx], y[idx]
 
 
+def per_model(value, model):
+    """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
+    ``value`` itself otherwise.
+
+    Every training and measuring setting of a configuration (``lr``, ``batch_size``,
+    ``epochs``, ``pgd``, ``margin``, ``track``) may be given per model this way: the quick
+    modes give the cheap MLP a larger budget than the CNN.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._neural_common import per_model
+    >>> per_model({"MLP": 40, "default": 10}, "CNN"), per_model(0.05, "CNN")
+    (10, 0.05)
+    >>> per_model({"steps": 20}, "MLP")
+    {'steps': 20}
+    """
+    if isinstance(value, dict) and (model in value or "default" in value):
+        return value.get(model, value.get("default"))
+    return value
+
+
 def _n_epochs(config, model):
-    epochs = config["epochs"]
-    return int(epochs[model] if isinstance(epochs, dict) else epochs)
+    return int(per_model(config["epochs"], model))
 
 
 def _track_epochs(config, model, max_epochs):
-    track = config.get("track") or {}
-    epochs = track.get("epochs")
-    if isinstance(epochs, dict):
-        epochs = epochs.get(model, epochs.get("default"))
+    track = per_model(config.get("track"), model) or {}
+    epochs = per_model(track.get("epochs"), model)
     if epochs == "all":
         return list(range(1, max_epochs + 1))
     return sorted({int(e) for e in (epochs or []) if 1 <= int(e) <= max_epochs})
@@ -243,8 +262,8 @@ def _build_net(dataset, model, method, config, data, device, *, callbacks, n_epo
     common = dict(
         module=module_cls,
         max_epochs=n_epochs,
-        lr=config["lr"],
-        batch_size=config["batch_size"],
+        lr=per_model(config["lr"], model),
+        batch_size=per_model(config["batch_size"], model),
         optimizer=torch.optim.SGD,
         optimizer__momentum=config["momentum"],
         optimizer__nesterov=config["nesterov"],
@@ -322,6 +341,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     """
     from ..attacks import robust_accuracy
     from ..metrics import margin_report
+    from ..neural import MarginTracker, orthogonality_penalty
     from ..utils import resolve_device
 
     device = resolve_device(config["device"])
@@ -330,17 +350,17 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     callbacks = [("progress", _epoch_bar(desc, n_epochs, verbose))]
     tracked = {}
     if track:
-        spec = config["track"]
+        spec = per_model(config["track"], model)
         epochs = _track_epochs(config, model, n_epochs)
         Xtr_m, ytr_m = _fixed_points(data["X_train"], data["y_train"], spec["n_points"],
                                      config["seed"])
         Xte_m, yte_m = _fixed_points(data["X_test"], data["y_test"], spec["n_points"],
                                      config["seed"])
         tracked = {"train": (Xtr_m, ytr_m), "test": (Xte_m, yte_m)}
-        callbacks.append(("margins", _histogram_tracker()(
+        callbacks.append(("margins", MarginTracker(
             X_train=Xtr_m, y_train=ytr_m, X_test=Xte_m, y_test=yte_m, n_samples=None,
             epochs=epochs, kind="bound", bound_params=_bound_params(spec, config, device),
-            random_state=config["seed"])))
+            random_state=config["seed"], keep_margins=True)))
 
     t0 = time.perf_counter()
     with seeded(config["seed"], deterministic=device.type == "cpu"):
@@ -356,7 +376,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     with seeded(config["seed"], deterministic=device.type == "cpu"):
         y_pred = net.predict(data["X_test"])
         result["clean"] = 100.0 * float(np.mean(y_pred == data["y_test"]))
-        pgd = config.get("pgd")
+        pgd = per_model(config.get("pgd"), model)
         if pgd:
             Xp, yp = _fixed_points(data["X_test"], data["y_test"], pgd["n_points"],
                                    config["seed"])
@@ -370,8 +390,8 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
             result["eps"] = eps
             result["robust"] = [100.0 * float(a) for a in np.ravel(acc)]
             result["n_pgd_points"] = int(len(yp))
-        if config.get("margin"):
-            mspec = config["margin"]
+        mspec = per_model(config.get("margin"), model)
+        if mspec:
             Xm, ym = _fixed_points(data["X_test"], data["y_test"], mspec["n_points"],
                                    config["seed"])
             rep = margin_report(net, Xm, ym, upper=False,
@@ -380,35 +400,16 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
             result["avg_margin"] = float(rep["avg_margin"])
             result["n_margin_points"] = int(len(ym))
     result["history"] = _history(net)
+    losses = result["history"].get("train_loss", [])
+    result["diverged"] = not all(math.isfinite(v) for v in losses)
+    # How far the orthogonality penalty got: Lipschitz control (LCR, AMR) only acts once
+    # it is small, which short (quick) runs may not reach.
+    result["ortho_penalty"] = float(orthogonality_penalty(net.module_).detach().cpu())
     if track:
         result["margin_path"] = _margin_path(net, tracked)
     result["train_seconds"] = train_seconds
     result["eval_seconds"] = time.perf_counter() - t0
     return result
-
-
-def _histogram_tracker():
-    """:class:`~amrlearn.neural.MarginTracker` that also keeps the per-sample margins, which
-    Figures 7 and 8 draw as histograms (history keys ``margins_train``, ``margins_test``)."""
-    from ..metrics import sample_margins, summarize_margins
-    from ..neural import MarginTracker
-
-    class HistogramMarginTracker(MarginTracker):
-        def on_epoch_end(self, net, **kwargs):
-            if not self._due(len(net.history)):
-                return
-            for name, (X, y) in self.subsets_.items():
-                if self.kind == "bound":
-                    m = sample_margins(net, X, y, bound_params=self.bound_params)["margin"]
-                else:
-                    m = net.feature_margins(X, y)
-                stats = summarize_margins(m, quantiles=())
-                net.history.record(f"margin_min_{name}", stats["min_margin"])
-                net.history.record(f"margin_avg_{name}", stats["avg_margin"])
-                net.history.record(f"margins_{name}",
-                                   np.round(np.asarray(m, dtype=float), 5).tolist())
-
-    return HistogramMarginTracker
 
 
 def _margin_path(net, tracked):
@@ -446,8 +447,8 @@ def estimate_seconds(cells, config):
     n_full = {"mnist": (60000, 10000), "cifar10": (50000, 10000)}
     per_batch = {}
     total = 0.0
-    bs = config["batch_size"]
     for dataset, model, method in cells:
+        bs = per_model(config["batch_size"], model)
         key = (dataset, model)
         if key not in per_batch:
             module = getattr(models, model)(**_module_kwargs(model, dataset)).to(device)
@@ -475,10 +476,10 @@ def estimate_seconds(cells, config):
         factor = 1 + (method_params(method, dataset, model, config)["steps"]
                       if method == "Adv" else 0)
         total += epochs * math.ceil(n_train / bs) * t * factor
-        pgd = config.get("pgd") or {"steps": 0, "n_points": 0}
+        pgd = per_model(config.get("pgd"), model) or {"steps": 0, "n_points": 0}
         total += len(config["eps"][dataset]) * pgd["steps"] * math.ceil(pgd["n_points"] / bs) * t
-        if config.get("margin"):
-            m = config["margin"]
+        m = per_model(config.get("margin"), model)
+        if m:
             total += m["n_points"] * m["n_batches"] * m["batch_size"] / bs * t * 10
     return total
 
@@ -618,6 +619,8 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
                 lines.append("| " + " | ".join(prefix + [why] + [""] * (n - 1)) + " |")
                 continue
             values = [_fmt(cell["clean"], ref and ref["clean"], 2)]
+            if cell.get("diverged"):
+                values[0] = "diverged (training loss not finite): " + values[0]
             values += [_fmt(v, ref and ref["robust"][i], 2) for i, v in enumerate(cell["robust"])]
             if avg_margin:
                 values.append(_fmt(cell.get("avg_margin"), ref and ref.get("avg_margin"), 2))
@@ -707,6 +710,24 @@ def amr_verdicts(results, groups, *, ratio=1.5):
             parts.append(text)
         if parts:
             lines["ablation"].append(_verdict(ok, f"{name}: AMR's own gain " + "; ".join(parts)))
+    return lines
+
+
+def ortho_lines(results, groups, methods):
+    """The orthogonality penalty each cell ended with, per (dataset, model).
+
+    Not a verdict: it tells how far the Lipschitz control of LCR and AMR (beta > 0) got
+    in the run, which is where a short run differs most from the paper's 200 epochs.
+    """
+    lines = []
+    for dataset, model in groups:
+        parts = []
+        for method in methods:
+            cell = results["cells"].get(cell_key(dataset, model, method))
+            if cell is not None and "ortho_penalty" in cell:
+                parts.append(f"{method} {cell['ortho_penalty']:.1f}")
+        if parts:
+            lines.append(f"- {dataset}/{model}: " + ", ".join(parts))
     return lines
 
 

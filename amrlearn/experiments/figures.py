@@ -68,16 +68,22 @@ def default_config(mode="quick"):
                                  "default": [1, 10, 20, 30, 40, 50, 80, 120, 160, 200]},
                       "n_points": 500, "radius": 5.0, "n_batches": 50, "batch_size": 1024},
         }
-    # Quick: scaled like table1's quick mode (1000 images, learning rate 0.05).
+    # Quick: the training settings of table1's quick mode (10,000 images; LR and MLP 30
+    # epochs on batches of 128 at learning rate 0.05, the CNN 8 epochs on batches of 32
+    # at 0.02); margins on 200 (LR, MLP) / 100 (CNN) fixed points with 32 / 16 samples
+    # in the r = 5 ball (LR: exact, one sample), at log-spaced epochs.
+    flat = {"epochs": [1, 2, 5, 10, 20, 30], "n_points": 200, "radius": 5.0, "n_batches": 1,
+            "batch_size": 32}
     return {
         **common,
-        "lr": 0.05,
-        "n_train": 1000,
-        "n_test": 500,
-        "epochs": {"LR": 40, "MLP": 40, "CNN": 10},
-        "track": {"epochs": {"LR": [1, 2, 5, 10, 20, 40], "MLP": [1, 5, 10, 20, 40],
-                             "CNN": [1, 2, 5, 10]},
-                  "n_points": 100, "radius": 5.0, "n_batches": 1, "batch_size": 32},
+        "lr": {"LR": 0.05, "MLP": 0.05, "CNN": 0.02},
+        "batch_size": {"LR": 128, "MLP": 128, "CNN": 32},
+        "n_train": 10000,
+        "n_test": 1000,
+        "epochs": {"LR": 30, "MLP": 30, "CNN": 8},
+        "track": {"LR": flat, "MLP": flat,
+                  "CNN": {"epochs": [1, 2, 4, 8], "n_points": 100, "radius": 5.0,
+                          "n_batches": 1, "batch_size": 16}},
     }
 
 

@@ -57,6 +57,10 @@ class MarginTracker(Callback):
         Budget of the bound (``radius``, ``n_batches``...), for ``kind="bound"``.
     random_state : int, default=0
         Seed of the subsets.
+    keep_margins : bool, default=False
+        Also record the per-sample margins (``margins_train``, ``margins_test``: lists of
+        floats rounded to 5 decimals) at each measured epoch, for histograms such as the
+        paper's Figures 7 and 8.
 
     See Also
     --------
@@ -75,6 +79,12 @@ class MarginTracker(Callback):
     >>> h = net.fit(X, y).history
     >>> len(h[:, "margin_avg_train"])
     2
+    >>> net = AMRNeuralNetClassifier(
+    ...     models.MLP, module__in_features=5, module__hidden=8, module__n_classes=2,
+    ...     max_epochs=2, verbose=0,
+    ...     callbacks=[MarginTracker(epochs=[2], n_samples=32, keep_margins=True)])
+    >>> [len(m) for m in net.fit(X, y).history[:, "margins_train"]]
+    [32]
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class MarginTracker(Callback):
         kind="feature",
         bound_params=None,
         random_state=0,
+        keep_margins=False,
     ):
         self.X_train = X_train
         self.y_train = y_train
@@ -101,6 +112,7 @@ class MarginTracker(Callback):
         self.kind = kind
         self.bound_params = bound_params
         self.random_state = random_state
+        self.keep_margins = keep_margins
 
     def initialize(self):
         if self.kind not in ("feature", "bound"):
@@ -144,3 +156,7 @@ class MarginTracker(Callback):
             stats = summarize_margins(m, quantiles=())
             net.history.record(f"margin_min_{name}", stats["min_margin"])
             net.history.record(f"margin_avg_{name}", stats["avg_margin"])
+            if self.keep_margins:
+                net.history.record(
+                    f"margins_{name}", np.round(np.asarray(m, dtype=float), 5).tolist()
+                )
