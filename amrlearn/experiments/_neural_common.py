@@ -386,6 +386,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
             eps = [float(e) for e in config["eps"][dataset]]
             acc = robust_accuracy(net, Xp, yp, eps=eps, steps=pgd["steps"],
                                   step_size=step_size, batch_size=pgd.get("batch_size", 256),
+                                  loss=config.get("pgd_loss", "ce"),
                                   device=device, verbose=verbose, random_state=config["seed"])
             result["eps"] = eps
             result["robust"] = [100.0 * float(a) for a in np.ravel(acc)]

@@ -54,6 +54,10 @@ def default_config(mode="quick"):
         "batch_size": 128,
         "lam": 0.1,
         "beta": 1e-3,
+        # PGD ascends the cross-entropy (the paper's attack); the samples it leaves
+        # unbroken are attacked again on the logit margin, whose gradient survives a
+        # saturated softmax, so that gradient masking cannot pass for robustness.
+        "pgd_loss": ["ce", "margin"],
         "eps": {k: list(v) for k, v in EPS.items()},
         "device": "cpu",
         "seed": 0,

@@ -53,6 +53,10 @@ def default_config(mode="quick"):
         "batch_size": 128,
         "lam": 0.1,
         "beta": 1e-3,
+        # PGD ascends the cross-entropy (the paper's attack); the samples it leaves
+        # unbroken are attacked again on the logit margin, whose gradient survives a
+        # saturated softmax, so that gradient masking cannot pass for robustness.
+        "pgd_loss": ["ce", "margin"],
         "tau": {"mnist/LeNet": 40.0, "mnist/LeNetSmall": 40.0, "cifar10/LeNetSmall": 40.0,
                 "cifar10/ConvNet": 50.0},
         "eps": {k: list(v) for k, v in EPS.items()},
