@@ -28,6 +28,7 @@ import math
 import random
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -751,3 +752,54 @@ def status_lines(results):
     state = ("complete" if results.get("complete") else
              "finished (except skipped cells)" if results.get("finished") else "partial")
     return [f"Run status: **{state}**", *out]
+
+
+def plot_robust_panels(results, table, groups, out_dir):
+    """Robust accuracy against eps per (dataset, model) group, ours and the paper's.
+
+    Parameters
+    ----------
+    results : dict
+        What ``run`` of table1 or table2 returned.
+    table : {"table1", "table2"}
+        Which of the paper's tables the dashed reference lines come from.
+    groups : list of (dataset, model)
+        One panel each, where any of its cells has been run.
+    out_dir : Path
+        Where ``<table>_robust_accuracy.png`` is written.
+
+    Returns
+    -------
+    paths : list of Path
+        The written figure, or nothing when no cell has been run.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..plotting import plot_robust_accuracy
+    from ._paper import paper_row
+
+    cfg = results["config"]
+    panels = {}
+    for dataset, model in groups:
+        series, paper = {}, {}
+        for method in cfg["methods"]:
+            cell = results["cells"].get(f"{dataset}/{model}/{method}")
+            if cell is None:
+                continue
+            series[method] = [cell["clean"], *cell["robust"]]
+            ref = paper_row(table, dataset, model, method)
+            if ref is not None:
+                paper[method] = [ref["clean"], *ref["robust"]]
+        if series:
+            panels[f"{dataset.upper()}-{model}"] = {
+                "eps": [0.0, *cfg["eps"][dataset]], "series": series, "paper": paper}
+    if not panels:
+        return []
+    fig = plot_robust_accuracy(panels)
+    path = Path(out_dir) / f"{table}_robust_accuracy.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]

@@ -14,6 +14,7 @@ from ._neural_common import (
     claim_block,
     markdown_table,
     ortho_lines,
+    plot_robust_panels,
     run_cells,
     status_lines,
 )
@@ -117,36 +118,8 @@ def run(config, out_dir):
 
 def plot(results, out_dir):
     """Robust accuracy against eps per model, ours (solid) and the paper's (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..plotting import plot_robust_accuracy
-    from ._paper import paper_row
-
     cfg = results["config"]
-    panels = {}
-    for dataset, model in cfg["groups"]:
-        series, paper = {}, {}
-        for method in cfg["methods"]:
-            cell = results["cells"].get(f"{dataset}/{model}/{method}")
-            if cell is None:
-                continue
-            series[method] = [cell["clean"], *cell["robust"]]
-            ref = paper_row("table2", dataset, model, method)
-            if ref is not None:
-                paper[method] = [ref["clean"], *ref["robust"]]
-        if series:
-            panels[f"{dataset.upper()}-{model}"] = {
-                "eps": [0.0, *cfg["eps"][dataset]], "series": series, "paper": paper}
-    if not panels:
-        return []
-    fig = plot_robust_accuracy(panels)
-    path = Path(out_dir) / "table2_robust_accuracy.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return plot_robust_panels(results, "table2", [tuple(g) for g in cfg["groups"]], out_dir)
 
 
 def _time_verdicts(results, groups):
