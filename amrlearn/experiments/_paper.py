@@ -110,3 +110,15 @@ def paper_row(table, dataset, model, method):
     if table not in tables:
         raise ValueError(f"table must be 'table1' or 'table2', got {table!r}.")
     return tables[table].get(dataset, {}).get(model, {}).get(method)
+
+
+# Appendix F's training protocol, shared by every neural experiment: SGD with Nesterov
+# momentum 0.9, learning rate 0.01, batches of 128; lambda = 0.1 and beta = 1e-3 for AMR.
+APPENDIX_F = {
+    "lr": 0.01,
+    "momentum": 0.9,
+    "nesterov": True,
+    "batch_size": 128,
+    "lam": 0.1,
+    "beta": 1e-3,
+}

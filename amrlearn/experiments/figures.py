@@ -16,6 +16,7 @@ points at the tracking epochs of Appendix F, and draws:
 from pathlib import Path
 
 from ._neural_common import DATASET_NAMES, claim_block, run_cells, status_lines, tradeoff_verdicts
+from ._paper import APPENDIX_F
 
 __all__ = ["default_config", "plot", "run", "summarize"]
 
@@ -44,12 +45,7 @@ def default_config(mode="quick"):
         "datasets": list(DATASETS),
         "models": list(MODELS),
         "methods": list(METHODS),
-        "lr": 0.01,
-        "momentum": 0.9,
-        "nesterov": True,
-        "batch_size": 128,
-        "lam": 0.1,
-        "beta": 1e-3,
+        **APPENDIX_F,
         "pgd": None,
         "margin": None,
         "device": "cpu",

@@ -22,7 +22,7 @@ from ._neural_common import (
     status_lines,
     tradeoff_verdicts,
 )
-from ._paper import EPS
+from ._paper import APPENDIX_F, EPS
 
 __all__ = ["default_config", "plot", "run", "summarize"]
 
@@ -49,12 +49,7 @@ def default_config(mode="quick"):
         "datasets": list(DATASETS),
         "models": list(MODELS),
         "methods": list(METHODS),
-        "lr": 0.01,
-        "momentum": 0.9,
-        "nesterov": True,
-        "batch_size": 128,
-        "lam": 0.1,
-        "beta": 1e-3,
+        **APPENDIX_F,
         # PGD ascends the cross-entropy (the paper's attack); the samples it leaves
         # unbroken are attacked again on the logit margin, whose gradient survives a
         # saturated softmax, so that gradient masking cannot pass for robustness.

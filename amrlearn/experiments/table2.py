@@ -18,7 +18,7 @@ from ._neural_common import (
     run_cells,
     status_lines,
 )
-from ._paper import EPS, NOT_IMPLEMENTED
+from ._paper import APPENDIX_F, EPS, NOT_IMPLEMENTED
 
 __all__ = ["default_config", "plot", "run", "summarize"]
 
@@ -48,12 +48,7 @@ def default_config(mode="quick"):
         "mode": mode,
         "groups": [list(g) for g in GROUPS],
         "methods": list(METHODS),
-        "lr": 0.01,
-        "momentum": 0.9,
-        "nesterov": True,
-        "batch_size": 128,
-        "lam": 0.1,
-        "beta": 1e-3,
+        **APPENDIX_F,
         # PGD ascends the cross-entropy (the paper's attack); the samples it leaves
         # unbroken are attacked again on the logit margin, whose gradient survives a
         # saturated softmax, so that gradient masking cannot pass for robustness.
