@@ -1,5 +1,8 @@
 """What the PGD and margin-bound benchmarks share: the data and the MLP they attack."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -39,3 +42,12 @@ def train_mlp(X, y, epochs=5, seed=0):
             torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
             opt.step()
     return net.eval()
+
+
+def write_result(out, path, name, device):
+    """Write ``out`` as JSON to ``path``, else to ``results/<name>_<device type>.json``."""
+    path = Path(path) if path else Path(__file__).parent / "results" / f"{name}_{device.type}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+    return path

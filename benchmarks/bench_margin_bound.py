@@ -13,14 +13,12 @@ differ somewhat; both are printed side by side. Neither clips to the data box.
 """
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from _bench_common import load_data, train_mlp
+from _bench_common import load_data, train_mlp, write_result
 
 from amrlearn.metrics import lipschitz_margin_bound
 
@@ -115,12 +113,7 @@ def main(argv=None):
         "art_clever_u": art_scores.tolist(),
         "relative_difference": (np.abs(ours - art_scores) / np.abs(art_scores)).tolist(),
     }
-    path = Path(args.out) if args.out else (
-        Path(__file__).parent / "results" / f"bench_margin_bound_{device.type}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    write_result(out, args.out, "bench_margin_bound", device)
     return out
 
 

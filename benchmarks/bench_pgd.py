@@ -13,14 +13,12 @@ is timed too, as the same-work comparison.
 """
 
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from _bench_common import load_data, train_mlp
+from _bench_common import load_data, train_mlp, write_result
 
 from amrlearn.attacks import L2PGD, robust_accuracy
 
@@ -139,12 +137,7 @@ def main(argv=None):
             "speedup": t_ta_grid / t_grid,
         },
     }
-    path = Path(args.out) if args.out else (
-        Path(__file__).parent / "results" / f"bench_pgd_{device.type}.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    write_result(out, args.out, "bench_pgd", device)
     return out
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _nets import train, trained_cnn
 from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -11,18 +12,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 from amrlearn.attacks import DDN, L2PGD, robust_accuracy, uniform_l2_ball
 from amrlearn.metrics import linear_margins
 from amrlearn.utils import as_logit_fn
-
-
-def _train(module, X, y, steps=100, lr=2e-2):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    module.train()
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(module(Xt), yt).backward()
-        opt.step()
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +33,12 @@ def mlp(digits):
         torch.nn.Dropout(0.5),
         torch.nn.Linear(64, 10),
     )
-    return _train(net, X, y)
+    return train(net, X, y)
 
 
 @pytest.fixture(scope="module")
 def cnn(digits):
-    X, y = digits
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8 * 4 * 4, 10),
-    )
-    return _train(net, X.reshape(-1, 1, 8, 8), y).eval()
+    return trained_cnn(*digits)
 
 
 def _accuracy(net, X, y):

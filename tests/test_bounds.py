@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _nets import train, trained_cnn
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
@@ -21,17 +22,6 @@ from amrlearn.utils import as_logit_fn
 BUDGET = {"radius": 5.0, "n_batches": 1, "batch_size": 256, "attack_steps": 100}
 
 
-def _train(module, X, y, steps=100, lr=2e-2):
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(module(Xt), yt).backward()
-        opt.step()
-    return module.eval()
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
@@ -44,21 +34,12 @@ def mlp(digits):
     net = torch.nn.Sequential(
         torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)
     )
-    return _train(net, *digits)
+    return train(net, *digits).eval()
 
 
 @pytest.fixture(scope="module")
 def cnn(digits):
-    X, y = digits
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8 * 4 * 4, 10),
-    )
-    return _train(net, X.reshape(-1, 1, 8, 8), y)
+    return trained_cnn(*digits)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +68,7 @@ def test_linear_estimators_bounds_are_exact(digits, make):
 def test_single_linear_module_is_exact_on_images(digits):
     X, y = digits
     torch.manual_seed(0)
-    net = _train(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), X, y)
+    net = train(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), X, y).eval()
     Xi = X.reshape(-1, 1, 8, 8)
     res = margin_bounds(net, Xi, y, **BUDGET)
     assert res["exact"] is not None
