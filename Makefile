@@ -29,9 +29,16 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The pins of the `bench` extra of pyproject.toml, installed with --no-deps so that the
+# benchmarks' peers cannot replace the CPU torch.
+BENCH_REQS = $(PY) -c "import sys; \
+	tomllib = __import__('tomllib') if sys.version_info >= (3, 11) else __import__('pip._vendor.tomli', fromlist=['x']); \
+	print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))"
 
 bench: install
-	$(PIP) install -q --no-deps torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six
+	$(PIP) install -q --no-deps $$($(BENCH_REQS))
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 
 clean:

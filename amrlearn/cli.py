@@ -2,38 +2,82 @@
 
 Usage::
 
-    amrlearn demo [--out DIR]
+    amrlearn demo [--out DIR] [--data-home DIR]
     amrlearn reproduce {figure1,table1,table2,figures} [--quick|--full] [--device cpu|cuda]
                        [--out DIR] [--data-home DIR] [--seed N]
 
 Each experiment is a module of :mod:`amrlearn.experiments` with ``default_config(mode)``,
 ``run(config, out_dir) -> dict`` (which writes ``results.json`` cell by cell and resumes),
-``plot(results, out_dir) -> list of paths`` and ``summarize(results) -> str``.
+``plot(results, out_dir) -> list of paths`` and ``summarize(results) -> str``;
+:func:`amrlearn.experiments.run_experiment` runs one of them.
+
+A user's mistake (a missing data home, an output folder that is a file, CUDA asked for
+where there is none, results of another configuration in the output folder) prints one
+line to stderr and exits with status 1 (2 for bad arguments), without a traceback.
 """
 
 import argparse
-import importlib
 import sys
-from pathlib import Path
 
-EXPERIMENTS = ("figure1", "table1", "table2", "figures")
+from .experiments import EXPERIMENTS
+
+#: Exit status of a user error found while running (argparse uses 2 for bad arguments).
+_EXIT_USER_ERROR = 1
+_EXIT_BAD_ARGUMENT = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+_EXIT_INTERRUPTED = 130
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wide enough that every command and option fits on one line with its help."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=28, width=100)
 
 
 def _build_parser():
-    parser = argparse.ArgumentParser(prog="amrlearn", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="amrlearn",
+        description="Minimum vs. average margin (Wu & Yu): the demo and the paper's experiments.",
+        epilog="Options of a command: 'amrlearn demo --help', 'amrlearn reproduce --help'.",
+        formatter_class=_Formatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{demo,reproduce}", title="commands"
+    )
 
-    demo = sub.add_parser("demo", help="the main job on the bundled default data")
+    demo = sub.add_parser(
+        "demo",
+        help="Figure 1 (quick), then exact margins of SVM, LR and AMR (make demo)",
+        description="Figure 1 in quick mode, then the exact-margin report of a hard-margin "
+        "SVM, a logistic regression and AMRLogisticRegression on MNIST 0 vs 1 (scikit-learn's "
+        "digits without MNIST).",
+    )
     demo.add_argument("--out", default="amrlearn_output/demo", help="output folder")
-    demo.add_argument("--data-home", default=None)
+    demo.add_argument("--data-home", default=None, help="data home (else $AMRLEARN_DATA)")
 
-    rep = sub.add_parser("reproduce", help="regenerate a figure or table of the paper")
+    rep = sub.add_parser(
+        "reproduce",
+        help="regenerate a figure or table of the paper: " + ", ".join(EXPERIMENTS),
+        formatter_class=_Formatter,
+        description="Regenerate a figure or table of the paper; results resume when rerun.",
+    )
     rep.add_argument("experiment", choices=EXPERIMENTS)
     mode = rep.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="small scale, for a 2-core CPU in minutes (the default)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="the paper's protocol (needs a GPU)")
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="small scale, for a 2-core CPU in minutes (the default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="the paper's protocol (needs a GPU)",
+    )
     rep.set_defaults(mode="quick")
     rep.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     rep.add_argument("--out", default=None, help="output folder (default amrlearn_output/<name>)")
@@ -43,40 +87,58 @@ def _build_parser():
     return parser
 
 
-def run_experiment(name, *, mode="quick", device="cpu", out=None, data_home=None, seed=0,
-                   verbose=1):
-    """Run experiment ``name`` and write its results, pictures and table under ``out``.
+def _fail(message, status):
+    print(f"amrlearn: error: {message}", file=sys.stderr)
+    return status
 
-    Returns
-    -------
-    results : dict
-    """
-    exp = importlib.import_module(f"amrlearn.experiments.{name}")
-    config = exp.default_config(mode)
-    config.update(device=device, data_home=data_home, seed=seed, verbose=verbose)
-    out_dir = Path(out or f"amrlearn_output/{name}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = exp.run(config, out_dir)
-    paths = exp.plot(results, out_dir)
-    text = exp.summarize(results)
-    (out_dir / "summary.md").write_text(text + "\n")
-    print(text)
-    print(f"\nresults: {out_dir / 'results.json'}")
-    for p in paths:
-        print(f"picture: {p}")
-    return results
+
+def _check_device(device):
+    """The error line for a device that cannot be used here, else ``None``."""
+    from .utils import resolve_device
+
+    try:
+        resolve_device(device)
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: a malformed device string
+        return f"--device {device}: {exc}"
+    return None
 
 
 def main(argv=None):
-    """Entry point of the ``amrlearn`` command."""
-    args = _build_parser().parse_args(argv)
-    if args.command == "demo":
-        from .experiments import demo
+    """Entry point of the ``amrlearn`` command; returns the exit status."""
+    from .datasets import DatasetNotFoundError
+    from .experiments import run_experiment
+    from .experiments._common import ResultsMismatchError
 
-        demo.main(out=args.out, data_home=args.data_home)
-        return 0
-    run_experiment(args.experiment, mode=args.mode, device=args.device, out=args.out,
-                   data_home=args.data_home, seed=args.seed, verbose=args.verbose)
+    args = _build_parser().parse_args(argv)
+    if args.command == "reproduce":
+        problem = _check_device(args.device)
+        if problem:
+            return _fail(problem, _EXIT_BAD_ARGUMENT)
+    # An application may choose the backend: the command only writes PNG files.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        if args.command == "demo":
+            from .experiments import demo
+
+            demo.main(out=args.out, data_home=args.data_home)
+        else:
+            run_experiment(
+                args.experiment,
+                mode=args.mode,
+                device=args.device,
+                out=args.out,
+                data_home=args.data_home,
+                seed=args.seed,
+                verbose=args.verbose,
+            )
+    except (NotADirectoryError, FileExistsError) as exc:
+        return _fail(f"--out: {exc}", _EXIT_BAD_ARGUMENT)
+    except (DatasetNotFoundError, ResultsMismatchError) as exc:
+        return _fail(str(exc), _EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        return _fail("interrupted; rerun the same command to resume.", _EXIT_INTERRUPTED)
     return 0
 
 

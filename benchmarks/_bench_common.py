@@ -1,37 +1,148 @@
-"""What the PGD and margin-bound benchmarks share: the data and the MLP they attack."""
+"""What the benchmarks share: one argument parser, one timer, one result writer, the data.
 
+Every benchmark ``benchmarks/bench_<name>.py``:
+
+* parses its arguments with :func:`make_parser` (``--quick`` / ``--full``, ``--repeats``,
+  ``--device``, ``--out``);
+* times with :func:`best_time`: the fastest of ``repeats`` runs, with the device
+  synchronized around each, since the machine may be shared;
+* writes its numbers with :func:`write_result` to ``results/bench_<name>_<device>.json``
+  (``--out`` to write elsewhere), with the software and machine they were measured on.
+
+The PGD and margin-bound benchmarks also share their data (:func:`load_data`) and the MLP
+they attack (:func:`train_mlp`).
+"""
+
+import argparse
 import json
+import platform
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_parser(doc, *, full=None, repeats=None, device=None):
+    """The benchmarks' argument parser; a benchmark adds its own options to it.
+
+    Parameters
+    ----------
+    doc : str
+        The benchmark's docstring; its first line is the description.
+    full : str, default=None
+        What ``--full`` means for this benchmark; ``None``: there is no ``--full``.
+    repeats : int, default=None
+        The default of ``--repeats``; ``None``: no such option.
+    device : str, default=None
+        The default of ``--device``; ``None``: the benchmark runs on the CPU only.
+    """
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes (the default)")
+    if full is not None:
+        size.add_argument("--full", action="store_true", help=full)
+    if repeats is not None:
+        parser.add_argument(
+            "--repeats", type=int, default=repeats, help="timed runs; the fastest is kept"
+        )
+    if device is not None:
+        parser.add_argument("--device", default=device, help="cpu, cuda or auto")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default: results/<name>_<device>.json)"
+    )
+    return parser
+
+
+def resolve_device(name):
+    """``torch.device`` of ``name``; ``"auto"`` is CUDA where there is one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _sync(device):
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def best_time(call, *, repeats=1, device=None):
+    """Run ``call()`` ``repeats`` times; ``(last result, fastest seconds, all seconds)``.
+
+    ``device``: a CUDA device is synchronized before and after each run, so that the
+    time covers the work and not only its launch.
+    """
+    times = []
+    result = None
+    for _ in range(max(1, repeats)):
+        _sync(device)
+        start = time.perf_counter()
+        result = call()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return result, min(times), times
+
+
+def result_path(name, device="cpu", out=None):
+    """``out``, else ``results/<name>_<device type>.json`` (``device``: a torch device or
+    a string such as ``"cpu"``, ``"cuda"`` or ``"all"``)."""
+    if out is not None:
+        return Path(out)
+    kind = getattr(device, "type", None) or str(device).split(":")[0]
+    return RESULTS / f"{name}_{kind}.json"
+
+
+def environment(device="cpu"):
+    """The software and machine a result was measured on."""
+    env = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "device": str(device),
+    }
+    for module in ("torch", "sklearn", "amrlearn"):
+        if module in sys.modules:
+            env[module] = sys.modules[module].__version__
+    if env["device"].startswith("cuda"):
+        import torch
+
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def write_result(out, name, device="cpu", path=None):
+    """Write ``out`` as JSON, with the benchmark's name and environment, to
+    :func:`result_path`; returns the path."""
+    path = result_path(name, device, path)
+    record = {"benchmark": name, "environment": environment(device), **out}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
 
 
 def load_data(n_train, n_test):
     """MNIST, or scikit-learn's digits without it: ``(name, Xtr, ytr, Xte, yte)``."""
-    from amrlearn.datasets import DatasetNotFoundError, load_mnist
+    from amrlearn.datasets import load_mnist_or_digits
 
-    try:
-        Xtr, ytr = load_mnist(subset="train", return_X_y=True)
-        Xte, yte = load_mnist(subset="test", return_X_y=True)
-        name = "mnist"
-    except DatasetNotFoundError:  # no MNIST here: the 8x8 digits of scikit-learn
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16.0).astype(np.float32)
-        Xtr, ytr, Xte, yte = X[:1200], y[:1200], X[1200:], y[1200:]
-        name = "digits"
+    Xtr, ytr, Xte, yte, name = load_mnist_or_digits()
     return name, Xtr[:n_train], ytr[:n_train].astype(np.int64), Xte[:n_test], yte[:n_test]
 
 
 def train_mlp(X, y, epochs=5, seed=0):
-    """A 256-unit MLP trained with Adam: the model both benchmarks attack."""
+    """A 256-unit MLP trained with Adam: the model the PGD and bound benchmarks attack."""
+    import torch
+
     torch.manual_seed(seed)
     d = X.shape[1]
-    net = torch.nn.Sequential(
-        torch.nn.Linear(d, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
-    )
+    net = torch.nn.Sequential(torch.nn.Linear(d, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     for _ in range(epochs):
@@ -42,12 +153,3 @@ def train_mlp(X, y, epochs=5, seed=0):
             torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
             opt.step()
     return net.eval()
-
-
-def write_result(out, path, name, device):
-    """Write ``out`` as JSON to ``path``, else to ``results/<name>_<device type>.json``."""
-    path = Path(path) if path else Path(__file__).parent / "results" / f"{name}_{device.type}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    print(f"wrote {path}")
-    return path

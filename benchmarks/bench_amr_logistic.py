@@ -24,9 +24,9 @@ from amrlearn.metrics import margin_report
 
 
 def _load():
-    from amrlearn.experiments.demo import load_demo_data
+    from amrlearn.datasets import load_mnist_or_digits
 
-    return load_demo_data(os.environ.get("AMRLEARN_DATA"))
+    return load_mnist_or_digits(os.environ.get("AMRLEARN_DATA"), classes=(0, 1))
 
 
 def main(argv=None):

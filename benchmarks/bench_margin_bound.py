@@ -12,30 +12,20 @@ differ somewhat; both are printed side by side. Neither clips to the data box.
     python benchmarks/bench_margin_bound.py [--quick] [--device cpu|cuda] [--out FILE.json]
 """
 
-import argparse
-import platform
-import time
-
 import numpy as np
 import torch
-from _bench_common import load_data, train_mlp, write_result
+from _bench_common import best_time, load_data, make_parser, resolve_device, train_mlp, write_result
 
 from amrlearn.metrics import lipschitz_margin_bound
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (the default)")
-    parser.add_argument("--full", action="store_true", help="the paper's 50 x 1024 budget")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--out", default=None, help="JSON file (default under results/)")
+    parser = make_parser(__doc__, full="the paper's 50 x 1024 budget", device="auto")
     args = parser.parse_args(argv)
     from art.estimators.classification import PyTorchClassifier
     from art.metrics import clever_u
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if args.full:
         n_points, n_batches, batch_size = 20, 50, 1024
     else:
@@ -49,17 +39,12 @@ def main(argv=None):
         f"device {device}"
     )
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
-    t = time.perf_counter()
-    ours = lipschitz_margin_bound(
-        net, Xte, radius=radius, n_batches=n_batches, batch_size=batch_size, random_state=0
+    ours, t_ours, _ = best_time(
+        lambda: lipschitz_margin_bound(
+            net, Xte, radius=radius, n_batches=n_batches, batch_size=batch_size, random_state=0
+        ),
+        device=device,
     )
-    sync()
-    t_ours = time.perf_counter() - t
 
     classifier = PyTorchClassifier(
         model=net,
@@ -69,21 +54,19 @@ def main(argv=None):
         device_type="gpu" if device.type == "cuda" else "cpu",
     )
     np.random.seed(0)  # noqa: NPY002 -- ART's clever draws from numpy's global generator
-    art_scores = []
-    sync()
-    t = time.perf_counter()
-    for x in Xte:
-        art_scores.append(
-            float(
+    art_scores, t_art, _ = best_time(
+        lambda: np.array(
+            [
                 clever_u(
                     classifier, x, nb_batches=n_batches, batch_size=batch_size, radius=radius,
                     norm=2, pool_factor=n_batches, verbose=False,
                 )
-            )
-        )
-    sync()
-    t_art = time.perf_counter() - t
-    art_scores = np.array(art_scores)
+                for x in Xte
+            ],
+            dtype=float,
+        ),
+        device=device,
+    )
     speedup = t_art / t_ours
     print(f"{'point':>5} {'amrlearn':>10} {'ART clever_u':>13}")
     for i, (a, b) in enumerate(zip(ours, art_scores)):
@@ -95,11 +78,7 @@ def main(argv=None):
     import art
 
     out = {
-        "benchmark": "bench_margin_bound",
         "peer": f"adversarial-robustness-toolbox=={art.__version__}",
-        "torch": torch.__version__,
-        "device": str(device),
-        "machine": platform.processor() or platform.machine(),
         "data": data,
         "n_points": n_points,
         "radius": radius,
@@ -113,7 +92,7 @@ def main(argv=None):
         "art_clever_u": art_scores.tolist(),
         "relative_difference": (np.abs(ours - art_scores) / np.abs(art_scores)).tolist(),
     }
-    write_result(out, args.out, "bench_margin_bound", device)
+    write_result(out, "bench_margin_bound", device, args.out)
     return out
 
 

@@ -12,32 +12,11 @@ is timed too, as the same-work comparison.
     python benchmarks/bench_pgd.py [--quick] [--device cpu|cuda] [--out FILE.json]
 """
 
-import argparse
-import platform
-import time
-
 import numpy as np
 import torch
-from _bench_common import load_data, train_mlp, write_result
+from _bench_common import best_time, load_data, make_parser, resolve_device, train_mlp, write_result
 
 from amrlearn.attacks import L2PGD, robust_accuracy
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(call, device, repeats):
-    """``(result, seconds)``: the fastest of ``repeats`` runs (the machine may be shared)."""
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        out = call()
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return out, best
 
 
 def _acc(net, X, y):
@@ -46,18 +25,18 @@ def _acc(net, X, y):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (the default)")
-    parser.add_argument("--full", action="store_true", help="the paper's 1000 steps of 0.01")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--out", default=None, help="JSON file (default under results/)")
-    parser.add_argument("--repeats", type=int, default=3, help="timings keep the fastest run")
+    parser = make_parser(
+        __doc__, full="the paper's 1000 steps of 0.01", repeats=3, device="auto"
+    )
     args = parser.parse_args(argv)
     import torchattacks
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
+
+    def timed(call):
+        result, seconds, _ = best_time(call, repeats=args.repeats, device=device)
+        return result, seconds
+
     if args.full:
         n_test, steps, step_size, eps_grid = 1000, 1000, 0.01, [0.5, 1.0, 1.5, 2.0]
     else:
@@ -75,7 +54,7 @@ def main(argv=None):
     rows = []
     for eps in eps_grid:
         ta = torchattacks.PGDL2(net, eps=eps, alpha=step_size, steps=steps, random_start=False)
-        X_ta, t_ta = _timed(lambda ta=ta: ta(X, y), device, args.repeats)
+        X_ta, t_ta = timed(lambda ta=ta: ta(X, y))
         acc_ta = _acc(net, X_ta, y)
         res = {"eps": eps, "torchattacks_s": t_ta, "torchattacks_acc": acc_ta}
         for early in (True, False):
@@ -83,7 +62,7 @@ def main(argv=None):
                 eps, steps=steps, step_size=step_size, random_start=False,
                 early_stop=early, batch_size=len(X),
             )
-            X_am, t_am = _timed(lambda a=attack: a(net, X, y), device, args.repeats)
+            X_am, t_am = timed(lambda a=attack: a(net, X, y))
             key = "amrlearn" if early else "amrlearn_no_early_stop"
             res[f"{key}_s"] = t_am
             res[f"{key}_acc"] = _acc(net, X_am, y)
@@ -101,13 +80,11 @@ def main(argv=None):
         )
 
     # The whole grid: robust_accuracy shares work across eps; torchattacks runs each eps.
-    grid_acc, t_grid = _timed(
+    grid_acc, t_grid = timed(
         lambda: robust_accuracy(
             net, X, y, eps=eps_grid, steps=steps, step_size=step_size, random_start=False,
             batch_size=len(X),
-        ),
-        device,
-        args.repeats,
+        )
     )
     t_ta_grid = sum(r["torchattacks_s"] for r in rows)
     print(
@@ -116,11 +93,7 @@ def main(argv=None):
         f"-> speedup x{t_ta_grid / t_grid:.2f}"
     )
     out = {
-        "benchmark": "bench_pgd",
         "peer": f"torchattacks=={torchattacks.__version__}",
-        "torch": torch.__version__,
-        "device": str(device),
-        "machine": platform.processor() or platform.machine(),
         "data": data,
         "n_points": len(X),
         "steps": steps,
@@ -137,7 +110,7 @@ def main(argv=None):
             "speedup": t_ta_grid / t_grid,
         },
     }
-    write_result(out, args.out, "bench_pgd", device)
+    write_result(out, "bench_pgd", device, args.out)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from amrlearn.datasets import DatasetNotFoundError, load_mnist
-from amrlearn.experiments import _neural_common, figures, table1, table2
+from amrlearn.experiments import _runner, figures, table1, table2
 from amrlearn.experiments._paper import TABLE1, TABLE2, paper_row
 
 MNIST_HOME = os.environ.get("AMRLEARN_DATA")
@@ -37,14 +37,27 @@ def _mnist_home(tmp_path):
 
 
 def _micro(config, home, **extra):
-    config.update(n_train=80, n_test=40, data_home=str(home), verbose=0, seed=0, device="cpu",
-                  epochs=2, lr=0.05)
+    config.update(
+        n_train=80,
+        n_test=40,
+        data_home=str(home),
+        verbose=0,
+        seed=0,
+        device="cpu",
+        epochs=2,
+        lr=0.05,
+    )
     if config.get("pgd"):
         config["pgd"] = {"steps": 2, "step_size": 0.1, "n_points": 20, "batch_size": 20}
     if config.get("margin"):
         config["margin"] = {"n_points": 10, "radius": 5.0, "n_batches": 1, "batch_size": 4}
-    config["track"] = {"epochs": [1, 2], "n_points": 10, "radius": 5.0, "n_batches": 1,
-                       "batch_size": 4}
+    config["track"] = {
+        "epochs": [1, 2],
+        "n_points": 10,
+        "radius": 5.0,
+        "n_batches": 1,
+        "batch_size": 4,
+    }
     if "adv" in config:
         config["adv"] = {"steps": 2, "step_size": "auto"}
     config.update(extra)
@@ -52,9 +65,11 @@ def _micro(config, home, **extra):
 
 
 def test_paper_numbers_are_the_papers():
-    assert TABLE1["mnist"]["CNN"]["AMR"] == {"clean": 99.25,
-                                             "robust": [97.90, 97.60, 97.51, 97.33],
-                                             "avg_margin": 1.40}
+    assert TABLE1["mnist"]["CNN"]["AMR"] == {
+        "clean": 99.25,
+        "robust": [97.90, 97.60, 97.51, 97.33],
+        "avg_margin": 1.40,
+    }
     assert TABLE1["cifar10"]["MLP"]["Std"]["avg_margin"] == 0.17
     assert TABLE2["cifar10"]["ConvNet"]["Adv"]["robust"] == [68.79, 61.79, 54.35, 47.00]
     assert TABLE2["mnist"]["LeNetSmall"]["MMR"]["clean"] == 97.43
@@ -65,9 +80,14 @@ def test_paper_numbers_are_the_papers():
 
 def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     home = _mnist_home(tmp_path)
-    cfg = _micro(table1.default_config("quick"), home, models=["MLP"],
-                 methods=["Std", "LCR", "AMR"], epochs={"MLP": 2, "default": 1},
-                 batch_size={"MLP": 16, "CNN": 32})
+    cfg = _micro(
+        table1.default_config("quick"),
+        home,
+        models=["MLP"],
+        methods=["Std", "LCR", "AMR"],
+        epochs={"MLP": 2, "default": 1},
+        batch_size={"MLP": 16, "CNN": 32},
+    )
     out = tmp_path / "out"
     res = table1.run(cfg, out)
 
@@ -107,13 +127,13 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
 
     # Resume: a rerun trains nothing; a lost cell is the only one retrained.
     calls = []
-    real = _neural_common.train_cell
+    real = _runner.train_cell
 
     def counting(*args, **kwargs):
         calls.append(args[:3])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_neural_common, "train_cell", counting)
+    monkeypatch.setattr(_runner, "train_cell", counting)
     again = table1.run(dict(cfg, verbose=1), out)  # verbosity does not change the config
     assert calls == []
     assert again["cells"] == saved["cells"]
@@ -131,9 +151,9 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
 def test_same_seed_same_numbers(tmp_path):
     home = _mnist_home(tmp_path)
     cfg = _micro(table1.default_config("quick"), home)
-    data = _neural_common.load_split("mnist", cfg, flatten=False)
-    a = _neural_common.train_cell("mnist", "MLP", "AMR", data, cfg)
-    b = _neural_common.train_cell("mnist", "MLP", "AMR", data, cfg)
+    data = _runner.load_split("mnist", cfg, flatten=False)
+    a = _runner.train_cell("mnist", "MLP", "AMR", data, cfg)
+    b = _runner.train_cell("mnist", "MLP", "AMR", data, cfg)
     for key in ("clean", "robust", "avg_margin"):
         assert a[key] == b[key]
     assert a["history"]["train_loss"] == b["history"]["train_loss"]
@@ -151,14 +171,21 @@ def _synthetic_cifar(home, monkeypatch, n_per_batch=24, seed=0):
     folder = home / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     table = {}
-    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
-                 "data_batch_5", "test_batch"):
+    for name in (
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ):
         labels = rng.integers(0, 10, size=n_per_batch)
         # Each class has its own mean colour, so the models can learn something.
         base = (labels[:, None] * 25).repeat(3072, axis=1)
         data = np.clip(base + rng.integers(-20, 20, size=base.shape), 0, 255).astype(np.uint8)
-        raw = pickle.dumps({b"batch_label": name.encode(), b"labels": labels.tolist(),
-                            b"data": data}, protocol=2)
+        raw = pickle.dumps(
+            {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data}, protocol=2
+        )
         (folder / name).write_bytes(raw)
         table[name] = ("md5", _md5(raw))
     monkeypatch.setattr(_cifar10, "_CHECKSUMS", {**_cifar10._CHECKSUMS, **table})
@@ -168,8 +195,13 @@ def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
     home = tmp_path / "home"
     _synthetic_cifar(home, monkeypatch)
 
-    cfg = _micro(table1.default_config("quick"), home, datasets=["cifar10"], models=["MLP"],
-                 methods=["Std", "AMR"])
+    cfg = _micro(
+        table1.default_config("quick"),
+        home,
+        datasets=["cifar10"],
+        models=["MLP"],
+        methods=["Std", "AMR"],
+    )
     res = table1.run(cfg, tmp_path / "t1")
     cell = res["cells"]["cifar10/MLP/AMR"]
     assert cell["params"]["tau"] == 10.0 and cell["eps"] == [0.1, 0.2, 0.3, 0.4]
@@ -178,8 +210,13 @@ def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
     assert "CIFAR-10" in text and "54.04" in text and "skipped" not in text
 
     # Table 2: PGD training and LeNetSmall's crop-and-flip augmentation on CIFAR-10.
-    cfg2 = _micro(table2.default_config("quick"), home, groups=[["cifar10", "LeNetSmall"]],
-                  methods=["Std", "Adv"], epochs=1)
+    cfg2 = _micro(
+        table2.default_config("quick"),
+        home,
+        groups=[["cifar10", "LeNetSmall"]],
+        methods=["Std", "Adv"],
+        epochs=1,
+    )
     res2 = table2.run(cfg2, tmp_path / "t2")
     assert set(res2["cells"]) == {"cifar10/LeNetSmall/Std", "cifar10/LeNetSmall/Adv"}
     assert res2["cells"]["cifar10/LeNetSmall/Adv"]["params"]["eps"] == 0.4
@@ -188,22 +225,34 @@ def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
     assert table2.plot(res2, tmp_path / "t2")
 
     # Figures: margin paths and histograms of the LR on CIFAR-10.
-    cfg3 = _micro(figures.default_config("quick"), home, datasets=["cifar10"], models=["LR"],
-                  methods=["Std", "AMR"])
+    cfg3 = _micro(
+        figures.default_config("quick"),
+        home,
+        datasets=["cifar10"],
+        models=["LR"],
+        methods=["Std", "AMR"],
+    )
     res3 = figures.run(cfg3, tmp_path / "f")
     names = {Path(p).name for p in figures.plot(res3, tmp_path / "f")}
-    assert {"fig2_6_tradeoff_cifar10.png", "fig3_avg_margin_cifar10.png",
-            "fig5_training_curves.png", "fig7_8_histograms_cifar10_LR.png"} <= names
+    assert {
+        "fig2_6_tradeoff_cifar10.png",
+        "fig3_avg_margin_cifar10.png",
+        "fig5_training_curves.png",
+        "fig7_8_histograms_cifar10_LR.png",
+    } <= names
     assert "Figure 3" in figures.summarize(res3)
 
 
 def test_quick_configs_keep_the_method_and_a_long_enough_attack():
     """Quick mode scales budgets, never the method: lambda, beta and tau stay the paper's,
     and every PGD evaluation can walk at least twice the largest eps."""
-    from amrlearn.experiments._neural_common import method_params, per_model
+    from amrlearn.experiments._recipe import method_params, per_model
 
-    for exp, models in ((table1, ("MLP", "CNN")), (table2, ("LeNet", "LeNetSmall")),
-                        (figures, ("LR", "MLP", "CNN"))):
+    for exp, models in (
+        (table1, ("MLP", "CNN")),
+        (table2, ("LeNet", "LeNetSmall")),
+        (figures, ("LR", "MLP", "CNN")),
+    ):
         cfg = exp.default_config("quick")
         assert (cfg["lam"], cfg["beta"]) == (0.1, 1e-3)
         for model in models:
@@ -222,13 +271,81 @@ def test_quick_configs_keep_the_method_and_a_long_enough_attack():
 
 def test_full_configs_follow_appendix_f():
     cfg = table1.default_config("full")
-    assert (cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["batch_size"]) == (0.01, 0.9,
-                                                                                  True, 128)
+    assert (cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["batch_size"]) == (
+        0.01,
+        0.9,
+        True,
+        128,
+    )
     assert cfg["pgd"]["steps"] == 1000 and cfg["pgd"]["step_size"] == 0.01
     assert (cfg["lam"], cfg["beta"]) == (0.1, 1e-3)
-    assert cfg["margin"] == {"n_points": 500, "radius": 5.0, "n_batches": 50,
-                             "batch_size": 1024}
+    assert cfg["margin"] == {"n_points": 500, "radius": 5.0, "n_batches": 50, "batch_size": 1024}
     assert figures.default_config("full")["epochs"]["LR"] == 1000
     assert table2.default_config("full")["adv"] == {"steps": 40, "step_size": 0.01}
     with pytest.raises(ValueError, match="mode"):
         table1.default_config("medium")
+
+
+def _is_crop_flip_of(aug, img, pad=4):
+    """Whether ``aug`` is ``img`` (or its mirror image) shifted within a zero padding."""
+    h, w = img.shape[-2:]
+    for candidate in (img, img[..., ::-1]):
+        padded = np.pad(candidate, ((0, 0), (pad, pad), (pad, pad)))
+        for dy in range(2 * pad + 1):
+            for dx in range(2 * pad + 1):
+                if np.array_equal(padded[:, dy : dy + h, dx : dx + w], aug):
+                    return True
+    return False
+
+
+def test_crop_flip_augments_the_training_batches_only():
+    """Appendix F's crop and flip (CIFAR-10 LeNetSmall in Table 2), as the experiment's
+    recipe builds the net: the training iterator augments every batch; predictions and
+    the watched test set see the images as they are."""
+    import torch
+
+    from amrlearn.experiments import _recipe
+
+    cfg = table2.default_config("quick")
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 3, 32, 32), dtype=np.float32)
+    y = np.arange(16) % 10
+    data = {"X_test": X, "y_test": y}
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    net, _ = _recipe.build_net(
+        "cifar10", "LeNetSmall", "Std", cfg, data, device, callbacks=[], max_epochs=1
+    )
+    net.set_params(iterator_train__shuffle=False, batch_size=16).initialize()
+    dataset = net.get_dataset(X, y)
+
+    Xb, yb = next(iter(net.get_iterator(dataset, training=True)))
+    Xb = np.asarray(Xb)
+    assert Xb.shape == X.shape and np.array_equal(np.asarray(yb), y)
+    # Each image stays unchanged with probability 1/2 * 1/81.
+    assert sum(not np.array_equal(a, b) for a, b in zip(Xb, X)) >= 12
+    assert all(_is_crop_flip_of(a, b) for a, b in zip(Xb, X))
+
+    Xv, _ = next(iter(net.get_iterator(dataset, training=False)))
+    np.testing.assert_array_equal(np.asarray(Xv), X)
+    first, second = net.predict_proba(X), net.predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+    with torch.no_grad():
+        logits = net.module_(torch.as_tensor(X))[0]
+    np.testing.assert_allclose(first, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+
+    # Without augmentation in the configuration (MNIST), the training batches are the data.
+    Xm = rng.random((16, 1, 28, 28), dtype=np.float32)
+    plain, _ = _recipe.build_net(
+        "mnist",
+        "LeNetSmall",
+        "Std",
+        cfg,
+        {"X_test": Xm, "y_test": y},
+        device,
+        callbacks=[],
+        max_epochs=1,
+    )
+    plain.set_params(iterator_train__shuffle=False, batch_size=16).initialize()
+    Xp, _ = next(iter(plain.get_iterator(plain.get_dataset(Xm, y), training=True)))
+    np.testing.assert_array_equal(Xp.cpu().numpy(), Xm)

@@ -38,8 +38,13 @@ def mnist_run(quick_run):
 
 def test_default_follows_appendix_f():
     config = figure1.default_config("full")
-    assert (config["optimizer"], config["learning_rate"], config["momentum"],
-            config["batch_size"], config["n_epochs"]) == ("sgd", 0.01, 0.9, 128, 1000)
+    assert (
+        config["optimizer"],
+        config["learning_rate"],
+        config["momentum"],
+        config["batch_size"],
+        config["n_epochs"],
+    ) == ("sgd", 0.01, 0.9, 128, 1000)
 
 
 def test_min_margin_increases_toward_svm(mnist_run):
@@ -81,8 +86,12 @@ def test_outputs_and_summary(quick_run):
     results, out = quick_run
     paths = figure1.plot(results, out)
     names = {p.name for p in paths}
-    assert names == {"margin_path.png", "margin_histograms.png", "adversarial_examples.png",
-                     "training_curves.png"}
+    assert names == {
+        "margin_path.png",
+        "margin_histograms.png",
+        "adversarial_examples.png",
+        "training_curves.png",
+    }
     assert all(p.stat().st_size > 1000 for p in paths)
     stored = json.loads((out / "results.json").read_text())
     assert set(stored["cells"]) == {"data", "svm", "amr", "sphere", "lr"}
@@ -94,7 +103,7 @@ def test_outputs_and_summary(quick_run):
     assert "AMR / SGD-LR" in text and "sphere only" in text
     verdicts = figure1.verdicts(results)
     assert sum(line.startswith("- ") for line in text.splitlines()) == 3
-    assert ("does NOT hold" in text) == (not all(v[0] for v in verdicts.values()))
+    assert ("does not hold" in text) == (not all(v[0] for v in verdicts.values()))
     # Resuming reuses the finished cells.
     again = figure1.run(stored["config"], out)
     assert again["cells"]["lr"]["history"] == stored["cells"]["lr"]["history"]
@@ -125,8 +134,12 @@ def test_full_batch_gd_shows_the_same_trend(tmp_path, mnist_run):
 def test_sgd_is_seeded():
     X = np.array([[0.0, 0.0], [0.0, 1.0], [2.0, 0.0], [2.0, 1.0], [1.5, 0.5], [0.2, 0.8]])
     y = np.array([0, 0, 1, 1, 1, 0])
-    fits = [figure1.GradientDescentLR(n_epochs=20, optimizer="sgd", batch_size=2,
-                                      random_state=s).fit(X, y).coef_ for s in (0, 0, 1)]
+    fits = [
+        figure1.GradientDescentLR(n_epochs=20, optimizer="sgd", batch_size=2, random_state=s)
+        .fit(X, y)
+        .coef_
+        for s in (0, 0, 1)
+    ]
     assert np.array_equal(fits[0], fits[1]) and not np.array_equal(fits[0], fits[2])
     with pytest.raises(ValueError, match="optimizer"):
         figure1.GradientDescentLR(optimizer="adam").fit(X, y)

@@ -15,3 +15,83 @@ def test_linear_workflow_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _module_graph():
+    """Which amrlearn module imports which, top-level and function-level imports alike.
+
+    An import of an ancestor package (``from .. import __version__``) is not an edge:
+    Python has imported every ancestor before the module itself.
+    """
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "amrlearn"
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        modules[name] = (path, is_package)
+
+    def resolve(name):
+        """The module that ``name`` is, or the module that defines it."""
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = ".".join(base[: len(base) - node.level + 1])
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module
+                targets |= {f"{base}.{alias.name}" for alias in node.names}
+        edges = {resolve(t) for t in targets if t.split(".")[0] == "amrlearn"}
+        ancestors = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        graph[name] = sorted(edges - ancestors - {name, ""})
+    return graph
+
+
+def _find_cycle(graph):
+    """A list of modules that import each other in a circle, or ``None``."""
+    state = {}  # 1: on the current path, 2: done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt, path + [nxt])
+                if cycle:
+                    return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            cycle = visit(start, [start])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_find_cycle_finds_a_cycle():
+    assert _find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": ["b", "c"], "b": ["c"], "c": []}) is None
+
+
+def test_no_import_cycle_in_amrlearn():
+    graph = _module_graph()
+    assert "amrlearn.metrics" in graph["amrlearn.experiments.figure1"]  # it sees imports
+    cycle = _find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)

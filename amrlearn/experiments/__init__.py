@@ -1,4 +1,9 @@
 """The paper's experiments: plain functions, ``run(config, out_dir) -> dict`` and ``plot``.
 
-The command line (:mod:`amrlearn.cli`) only parses arguments and calls these.
+The command line (:mod:`amrlearn.cli`) only parses arguments and calls
+:func:`run_experiment`.
 """
+
+from ._run import EXPERIMENTS, run_experiment
+
+__all__ = ["EXPERIMENTS", "run_experiment"]

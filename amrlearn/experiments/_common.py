@@ -6,7 +6,11 @@ import platform
 import tempfile
 from pathlib import Path
 
-__all__ = ["ResultStore", "environment", "to_jsonable"]
+__all__ = ["ResultStore", "ResultsMismatchError", "environment", "to_jsonable"]
+
+
+class ResultsMismatchError(ValueError):
+    """A results file holds the results of another configuration."""
 
 
 def to_jsonable(obj):
@@ -40,7 +44,7 @@ def environment(device="cpu"):
     import numpy as np
     import sklearn
 
-    from .. import __version__
+    from .._version import __version__
 
     env = {
         "amrlearn": __version__,
@@ -89,12 +93,15 @@ class ResultStore:
     def __init__(self, path, config):
         self.path = Path(path)
         self.config = to_jsonable(config)
-        self.data = {"config": self.config, "environment": environment(config.get("device")),
-                     "cells": {}}
+        self.data = {
+            "config": self.config,
+            "environment": environment(config.get("device")),
+            "cells": {},
+        }
         if self.path.exists():
             old = json.loads(self.path.read_text())
             if old.get("config") != self.config:
-                raise ValueError(
+                raise ResultsMismatchError(
                     f"{self.path} holds results of another configuration; choose another --out "
                     "or remove it to start over."
                 )
@@ -117,7 +124,3 @@ class ResultStore:
             json.dump(self.data, f, indent=1)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(tmp, self.path)
-
-    @property
-    def cells(self):
-        return self.data["cells"]

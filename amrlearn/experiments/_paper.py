@@ -1,5 +1,7 @@
 """The numbers that Wu & Yu report in Tables 1 and 2, as data.
 
+The protocol that produced them (Appendix F) is in :mod:`amrlearn._paper`.
+
 Accuracies are in percent, as printed in the paper; ``robust`` lists the l2 PGD robust
 accuracies on the eps grid of :data:`EPS` (1000 steps of size 0.01). ``avg_margin`` is
 Table 1's last column (Theorem 3's lower bound, r = 5, on 500 points).
@@ -110,15 +112,3 @@ def paper_row(table, dataset, model, method):
     if table not in tables:
         raise ValueError(f"table must be 'table1' or 'table2', got {table!r}.")
     return tables[table].get(dataset, {}).get(model, {}).get(method)
-
-
-# Appendix F's training protocol, shared by every neural experiment: SGD with Nesterov
-# momentum 0.9, learning rate 0.01, batches of 128; lambda = 0.1 and beta = 1e-3 for AMR.
-APPENDIX_F = {
-    "lr": 0.01,
-    "momentum": 0.9,
-    "nesterov": True,
-    "batch_size": 128,
-    "lam": 0.1,
-    "beta": 1e-3,
-}

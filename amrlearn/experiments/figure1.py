@@ -34,13 +34,12 @@ Choices the paper leaves open, stated here:
 """
 
 import numpy as np
-from scipy.special import expit
-from sklearn.base import BaseEstimator
 
-from ..metrics import closest_boundary_point, sample_margins, summarize_margins
-from ..utils import progress
-from ..utils._compat import LinearClassifierMixin
+from .._paper import APPENDIX_F, LR_EPOCHS, MARGIN_RATIO, TAU
+from ..metrics import sample_margins
 from ._common import ResultStore
+from ._logistic_path import GradientDescentLR, MarginRecorder
+from ._summaries import simple_table, verdict_line
 
 __all__ = [
     "GradientDescentLR",
@@ -66,19 +65,19 @@ def default_config(mode="quick"):
         raise ValueError(f"mode must be 'quick' or 'full', got {mode!r}.")
     return {
         "mode": mode,
-        "n_epochs": 1000,  # the paper's; quick records fewer epochs
+        "n_epochs": LR_EPOCHS,  # the paper's; quick records fewer epochs
         # None: every epoch; else this many log-spaced epochs (plus the first and last).
         "n_snapshots": None if mode == "full" else 40,
         "optimizer": "sgd",  # Appendix F; "gd": full-batch gradient descent
         "lr_scale": 20.0,  # gd: step lr_scale / L
-        "learning_rate": 0.01,  # sgd (Appendix F)
-        "momentum": 0.9,  # sgd, Nesterov
-        "batch_size": 128,  # sgd
+        "learning_rate": APPENDIX_F["lr"],  # sgd
+        "momentum": APPENDIX_F["momentum"],  # sgd, Nesterov
+        "batch_size": APPENDIX_F["batch_size"],  # sgd
         "n_train": None,  # a seeded subsample of the training set (tests), None for all
-        "tau": 5.0,
-        "lam": 0.1,
-        "n_hist": 5,
-        "n_adv": 6,
+        "tau": TAU["mnist", "LR"],
+        "lam": APPENDIX_F["lam"],
+        "n_hist": 5,  # margin histograms at this many log-spaced epochs (Figure 1, middle)
+        "n_adv": 6,  # closest boundary points at this many epochs (Figure 1, right)
         "seed": 0,
         "device": "cpu",
         "data_home": None,
@@ -100,217 +99,22 @@ def _pick(epochs, k):
     return [int(epochs[i]) for i in idx]
 
 
-class GradientDescentLR(LinearClassifierMixin, BaseEstimator):
-    """Binary logistic regression trained by full-batch gradient descent or by SGD.
-
-    The model of section 3 (with a bias). After every epoch each callback is called as
-    ``callback(epoch, model, loss)``, where ``model`` holds the current ``coef_`` and
-    ``intercept_``; a callback observes and does not change them.
-
-    Parameters
-    ----------
-    n_epochs : int, default=1000
-    optimizer : {"gd", "sgd"}, default="gd"
-        ``"gd"``: one full-batch gradient step per epoch, on mean-centred inputs, with
-        step ``lr_scale / L``. ``"sgd"``: minibatch SGD with Nesterov momentum over a
-        seeded shuffle (the protocol of the paper's Appendix F).
-    lr_scale : float, default=20.0
-        ``"gd"``: step size in units of ``1 / L``, ``L`` the smoothness constant of the
-        mean logistic loss.
-    learning_rate : float, default=0.01
-        ``"sgd"``: step size.
-    momentum : float, default=0.9
-        ``"sgd"``: Nesterov momentum (PyTorch's convention).
-    batch_size : int, default=128
-        ``"sgd"``: minibatch size.
-    random_state : int, default=0
-        ``"sgd"``: seed of the shuffles.
-    callbacks : list of callable, default=None
-    verbose : int, default=0
-
-    Attributes
-    ----------
-    classes_, coef_, intercept_, lr_, loss_
-        ``loss_`` is the mean logistic loss on the training set after the last epoch
-        (``"gd"``), or the mean of the last epoch's minibatch losses (``"sgd"``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from amrlearn.experiments.figure1 import GradientDescentLR
-    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [2.0, 0.0], [2.0, 1.0]]); y = [0, 0, 1, 1]
-    >>> seen = []
-    >>> clf = GradientDescentLR(n_epochs=50, callbacks=[lambda e, m, l: seen.append(e)])
-    >>> clf.fit(X, y).score(X, y), len(seen)
-    (1.0, 50)
-    >>> GradientDescentLR(n_epochs=50, optimizer="sgd", batch_size=2).fit(X, y).score(X, y)
-    1.0
-    """
-
-    def __init__(self, *, n_epochs=1000, optimizer="gd", lr_scale=20.0, learning_rate=0.01,
-                 momentum=0.9, batch_size=128, random_state=0, callbacks=None, verbose=0):
-        self.n_epochs = n_epochs
-        self.optimizer = optimizer
-        self.lr_scale = lr_scale
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.callbacks = callbacks
-        self.verbose = verbose
-
-    def fit(self, X, y):
-        """Train, calling the callbacks after every epoch.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Exactly two classes.
-
-        Returns
-        -------
-        self : object
-        """
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) != 2:
-            raise ValueError("GradientDescentLR is binary: y must have exactly 2 classes.")
-        if self.optimizer not in ("gd", "sgd"):
-            raise ValueError(f"optimizer must be 'gd' or 'sgd', got {self.optimizer!r}.")
-        t = np.where(y == self.classes_[1], 1.0, -1.0)
-        if self.optimizer == "gd":
-            return self._fit_gd(X, t)
-        return self._fit_sgd(X, t)
-
-    def _epochs(self):
-        desc = "GD" if self.optimizer == "gd" else "SGD"
-        return progress(range(1, self.n_epochs + 1), verbose=self.verbose, desc=desc)
-
-    def _fit_gd(self, X, t):
-        n, d = X.shape
-        mean = X.mean(axis=0)
-        Xc = X - mean
-        # L = sigma_max([Xc, 1])^2 / (4 n), by power iteration.
-        v = np.ones(d + 1) / np.sqrt(d + 1)
-        for _ in range(100):
-            u = Xc @ v[:d] + v[d]
-            v_new = np.append(Xc.T @ u, u.sum())
-            s2 = np.linalg.norm(v_new)
-            v_new /= s2
-            if np.linalg.norm(v_new - v) < 1e-8:
-                break
-            v = v_new
-        self.lr_ = self.lr_scale / (s2 / (4.0 * n))
-        w, c = np.zeros(d), 0.0  # score = w . (x - mean) + c
-        for epoch in self._epochs():
-            m = t * (Xc @ w + c)
-            r = -expit(-m) * t / n
-            w = w - self.lr_ * (Xc.T @ r)
-            c = c - self.lr_ * r.sum()
-            self.coef_ = w[None, :].copy()
-            self.intercept_ = np.array([c - w @ mean])
-            self.loss_ = float(np.logaddexp(0.0, -t * (Xc @ w + c)).mean())
-            for cb in self.callbacks or ():
-                cb(epoch, self, self.loss_)
-        return self
-
-    def _fit_sgd(self, X, t):
-        n, d = X.shape
-        rng = np.random.default_rng(self.random_state)
-        lr, mu, bs = float(self.learning_rate), float(self.momentum), int(self.batch_size)
-        self.lr_ = lr
-        w, b = np.zeros(d), 0.0
-        vw, vb = np.zeros(d), 0.0  # momentum buffers
-        for epoch in self._epochs():
-            perm = rng.permutation(n)
-            total = 0.0
-            for start in range(0, n, bs):
-                idx = perm[start:start + bs]
-                Xb, tb = X[idx], t[idx]
-                m = tb * (Xb @ w + b)
-                total += float(np.logaddexp(0.0, -m).sum())
-                r = -expit(-m) * tb / len(idx)
-                gw, gb = Xb.T @ r, r.sum()
-                # PyTorch's Nesterov SGD: v <- mu v + g; step along g + mu v.
-                vw = mu * vw + gw
-                vb = mu * vb + gb
-                w = w - lr * (gw + mu * vw)
-                b = b - lr * (gb + mu * vb)
-            self.coef_ = w[None, :].copy()
-            self.intercept_ = np.array([b])
-            self.loss_ = total / n
-            for cb in self.callbacks or ():
-                cb(epoch, self, self.loss_)
-        return self
-
-
-class MarginRecorder:
-    """Callback that records exact margins, errors and the loss at chosen epochs.
-
-    Works for any model that :func:`amrlearn.metrics.sample_margins` measures. Keeps the
-    full margin vectors at ``keep_epochs`` (for histograms) and the closest boundary points
-    (eq. (7)) of ``X_adv`` at ``adv_epochs``.
-
-    Parameters
-    ----------
-    data : dict of str to (X, y)
-        E.g. ``{"train": (X, y), "test": (X_test, y_test)}``.
-    epochs : iterable of int
-        When to record.
-    keep_epochs, adv_epochs : iterable of int, default=()
-    X_adv : ndarray, default=None
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from amrlearn.experiments.figure1 import GradientDescentLR, MarginRecorder
-    >>> X = np.array([[0.0], [1.0], [3.0], [4.0]]); y = np.array([0, 0, 1, 1])
-    >>> rec = MarginRecorder({"train": (X, y)}, epochs=[1, 5])
-    >>> _ = GradientDescentLR(n_epochs=5, callbacks=[rec]).fit(X, y)
-    >>> rec.history["epoch"], len(rec.history["train_min_margin"])
-    ([1, 5], 2)
-    """
-
-    def __init__(self, data, epochs, *, keep_epochs=(), adv_epochs=(), X_adv=None):
-        self.data = data
-        self.epochs = set(int(e) for e in epochs)
-        self.keep_epochs = set(int(e) for e in keep_epochs)
-        self.adv_epochs = set(int(e) for e in adv_epochs)
-        self.X_adv = X_adv
-        self.history = {"epoch": [], "loss": []}
-        self.kept = {}
-        self.adversarial = {}
-
-    def __call__(self, epoch, model, loss):
-        if epoch in self.epochs:
-            self.history["epoch"].append(int(epoch))
-            self.history["loss"].append(float(loss))
-            for name, (X, y) in self.data.items():
-                res = sample_margins(model, X, y)
-                s = summarize_margins(res["margin"], quantiles=())
-                for key in ("min_margin", "avg_margin"):
-                    self.history.setdefault(f"{name}_{key}", []).append(s[key])
-                err = float(np.mean(np.asarray(res["y_pred"]) != y))
-                self.history.setdefault(f"{name}_error", []).append(err)
-                if name == "train" and epoch in self.keep_epochs:
-                    self.kept[int(epoch)] = res["margin"]
-        if epoch in self.adv_epochs and self.X_adv is not None:
-            self.adversarial[int(epoch)] = closest_boundary_point(model, self.X_adv)
-
-
 def _load(config):
-    from .demo import load_demo_data
+    from ..datasets import load_mnist_or_digits
 
-    Xtr, ytr, Xte, yte, name = load_demo_data(config.get("data_home"))
+    Xtr, ytr, Xte, yte, name = load_mnist_or_digits(config.get("data_home"), classes=(0, 1))
     n_train = config.get("n_train")
     if n_train is not None and n_train < len(ytr):
         rng = np.random.default_rng(config.get("seed", 0))
         idx = np.sort(rng.choice(len(ytr), n_train, replace=False))
         Xtr, ytr = Xtr[idx], ytr[idx]
-    return (np.asarray(Xtr, np.float64), np.asarray(ytr), np.asarray(Xte, np.float64),
-            np.asarray(yte), name)
+    return (
+        np.asarray(Xtr, np.float64),
+        np.asarray(ytr),
+        np.asarray(Xte, np.float64),
+        np.asarray(yte),
+        name,
+    )
 
 
 def run(config, out_dir):
@@ -340,54 +144,93 @@ def run(config, out_dir):
     verbose = config.get("verbose", 1)
     side = int(round(np.sqrt(Xtr.shape[1])))
     if "data" not in store:
-        store.put("data", {"name": name, "n_train": len(ytr), "n_test": len(yte),
-                           "n_features": Xtr.shape[1], "image_shape": [side, side]})
+        store.put(
+            "data",
+            {
+                "name": name,
+                "n_train": len(ytr),
+                "n_test": len(yte),
+                "n_features": Xtr.shape[1],
+                "image_shape": [side, side],
+            },
+        )
 
     if "svm" not in store:
         svm = HardMarginSVC().fit(Xtr, ytr)
-        store.put("svm", {"train": margin_report(svm, Xtr, ytr),
-                          "test": margin_report(svm, Xte, yte),
-                          "train_margins": sample_margins(svm, Xtr, ytr)["margin"]})
+        store.put(
+            "svm",
+            {
+                "train": margin_report(svm, Xtr, ytr),
+                "test": margin_report(svm, Xte, yte),
+                "train_margins": sample_margins(svm, Xtr, ytr)["margin"],
+            },
+        )
     # AMR, and the ablation that separates its two parts: the unit-norm constraint alone
     # (lam=0, "sphere only") and the regularizer on top of it.
     for cell, lam in (("amr", config["lam"]), ("sphere", 0.0)):
         if cell not in store:
             amr = AMRLogisticRegression(tau=config["tau"], lam=lam).fit(Xtr, ytr)
-            store.put(cell, {"lam": lam, "tau": config["tau"],
-                             "train": margin_report(amr, Xtr, ytr),
-                             "test": margin_report(amr, Xte, yte),
-                             "n_iter": amr.n_iter_, "objective_path": amr.objective_path_})
+            store.put(
+                cell,
+                {
+                    "lam": lam,
+                    "tau": config["tau"],
+                    "train": margin_report(amr, Xtr, ytr),
+                    "test": margin_report(amr, Xte, yte),
+                    "n_iter": amr.n_iter_,
+                    "objective_path": amr.objective_path_,
+                },
+            )
 
     if "lr" not in store:
         epochs = _snapshot_epochs(config["n_epochs"], config["n_snapshots"])
         hist_epochs = _pick(epochs, config["n_hist"])
         adv_epochs = _pick(epochs, config["n_adv"])
         adv_index = [int(np.flatnonzero(ytr == c)[0]) for c in np.unique(ytr)]
-        rec = MarginRecorder({"train": (Xtr, ytr), "test": (Xte, yte)}, epochs,
-                             keep_epochs=hist_epochs, adv_epochs=adv_epochs,
-                             X_adv=Xtr[adv_index])
+        rec = MarginRecorder(
+            {"train": (Xtr, ytr), "test": (Xte, yte)},
+            epochs,
+            keep_epochs=hist_epochs,
+            adv_epochs=adv_epochs,
+            X_adv=Xtr[adv_index],
+        )
         gd = GradientDescentLR(
-            n_epochs=config["n_epochs"], optimizer=config["optimizer"],
-            lr_scale=config["lr_scale"], learning_rate=config["learning_rate"],
-            momentum=config["momentum"], batch_size=config["batch_size"],
-            random_state=config["seed"], callbacks=[rec], verbose=verbose,
+            n_epochs=config["n_epochs"],
+            optimizer=config["optimizer"],
+            lr_scale=config["lr_scale"],
+            learning_rate=config["learning_rate"],
+            momentum=config["momentum"],
+            batch_size=config["batch_size"],
+            random_state=config["seed"],
+            callbacks=[rec],
+            verbose=verbose,
         ).fit(Xtr, ytr)
         svm_m = np.asarray(store.get("svm")["train_margins"])
         sets = [rec.kept[e] for e in hist_epochs] + [svm_m]
         allm = np.concatenate(sets)
         edges = np.linspace(allm.min(), allm.max(), 51)
-        store.put("lr", {
-            "optimizer": config["optimizer"],
-            "step": gd.lr_,
-            "history": rec.history,
-            "histograms": {"epochs": hist_epochs, "edges": edges,
-                           "counts": [np.histogram(m, edges)[0] for m in sets]},
-            "adversarial": {"epochs": adv_epochs, "index": adv_index,
-                            "labels": [int(ytr[i]) for i in adv_index],
-                            "clean": Xtr[adv_index],
-                            "images": [[rec.adversarial[e][k] for e in adv_epochs]
-                                       for k in range(len(adv_index))]},
-        })
+        store.put(
+            "lr",
+            {
+                "optimizer": config["optimizer"],
+                "step": gd.lr_,
+                "history": rec.history,
+                "histograms": {
+                    "epochs": hist_epochs,
+                    "edges": edges,
+                    "counts": [np.histogram(m, edges)[0] for m in sets],
+                },
+                "adversarial": {
+                    "epochs": adv_epochs,
+                    "index": adv_index,
+                    "labels": [int(ytr[i]) for i in adv_index],
+                    "clean": Xtr[adv_index],
+                    "images": [
+                        [rec.adversarial[e][k] for e in adv_epochs] for k in range(len(adv_index))
+                    ],
+                },
+            },
+        )
     return store.data
 
 
@@ -404,9 +247,6 @@ def plot(results, out_dir):
     """
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..plotting import (
@@ -425,14 +265,27 @@ def plot(results, out_dir):
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, split in zip(axes, ("train", "test")):
-        plot_margin_path(h["epoch"], {f"{label} min": h[f"{split}_min_margin"],
-                                      f"{label} avg": h[f"{split}_avg_margin"]},
-                         ax=ax, hlines={"SVM min": svm[split]["min_margin"]},
-                         title=f"margins on {split} ({cells['data']['name']})")
-        ax.axhline(amr[split]["avg_margin"], ls="-.", color="tab:green", lw=1,
-                   label=f"AMR avg (lam={amr['lam']:g})")
-        ax.axhline(sphere[split]["avg_margin"], ls=":", color="tab:olive", lw=1,
-                   label="sphere only avg (lam=0)")
+        plot_margin_path(
+            h["epoch"],
+            {f"{label} min": h[f"{split}_min_margin"], f"{label} avg": h[f"{split}_avg_margin"]},
+            ax=ax,
+            hlines={"SVM min": svm[split]["min_margin"]},
+            title=f"margins on {split} ({cells['data']['name']})",
+        )
+        ax.axhline(
+            amr[split]["avg_margin"],
+            ls="-.",
+            color="tab:green",
+            lw=1,
+            label=f"AMR avg (lam={amr['lam']:g})",
+        )
+        ax.axhline(
+            sphere[split]["avg_margin"],
+            ls=":",
+            color="tab:olive",
+            lw=1,
+            label="sphere only avg (lam=0)",
+        )
         ax.legend(fontsize="small")
     fig.tight_layout()
     paths.append(out_dir / "margin_path.png")
@@ -471,11 +324,6 @@ def plot(results, out_dir):
     return paths
 
 
-#: AMR's average margin counts as "well above" logistic regression's from this ratio on
-#: (the paper reports 2-3x).
-WELL_ABOVE = 1.5
-
-
 def verdicts(results):
     """The three claims of Figure 1, measured on the training set.
 
@@ -498,18 +346,26 @@ def verdicts(results):
     amr, sphere = cells["amr"]["train"]["avg_margin"], cells["sphere"]["train"]["avg_margin"]
     ratio, sphere_ratio = amr / avgs[-1], sphere / avgs[-1]
     return {
-        "min_margin_rises": (rises, f"{label} min margin {mins[0]:.3f} (epoch {h['epoch'][0]})"
-                             f" -> {mins[-1]:.3f} (epoch {h['epoch'][-1]}); SVM {svm_min:.3f}"),
-        "avg_margin_falls": (falls, f"{label} average margin {avgs[peak]:.3f} (epoch "
-                             f"{h['epoch'][peak]}) -> {avgs[-1]:.3f} (epoch "
-                             f"{h['epoch'][-1]}); it rose between {n_rises} of "
-                             f"{len(avgs) - peak - 1} consecutive snapshots in between"),
-        "amr_avg_well_above": (bool(ratio >= WELL_ABOVE),
-                               f"AMR / {label} average margin {ratio:.2f}x (paper: 2-3x, "
-                               f"'well above' taken as >= {WELL_ABOVE}x); sphere only (lam=0) "
-                               f"/ {label} {sphere_ratio:.2f}x, so the unit-norm constraint "
-                               f"alone gives {sphere_ratio:.2f}x and the regularizer adds "
-                               f"{100 * (amr / sphere - 1):+.1f}% on top of it"),
+        "min_margin_rises": (
+            rises,
+            f"{label} min margin {mins[0]:.3f} (epoch {h['epoch'][0]})"
+            f" -> {mins[-1]:.3f} (epoch {h['epoch'][-1]}); SVM {svm_min:.3f}",
+        ),
+        "avg_margin_falls": (
+            falls,
+            f"{label} average margin {avgs[peak]:.3f} (epoch "
+            f"{h['epoch'][peak]}) -> {avgs[-1]:.3f} (epoch "
+            f"{h['epoch'][-1]}); it rose between {n_rises} of "
+            f"{len(avgs) - peak - 1} consecutive snapshots in between",
+        ),
+        "amr_avg_well_above": (
+            bool(ratio >= MARGIN_RATIO),
+            f"AMR / {label} average margin {ratio:.2f}x (paper: 2-3x, "
+            f"'well above' taken as >= {MARGIN_RATIO}x); sphere only (lam=0) "
+            f"/ {label} {sphere_ratio:.2f}x, so the unit-norm constraint "
+            f"alone gives {sphere_ratio:.2f}x and the regularizer adds "
+            f"{100 * (amr / sphere - 1):+.1f}% on top of it",
+        ),
     }
 
 
@@ -521,27 +377,46 @@ def summarize(results):
     label = _label(results)
     rows = []
     for i in (0, -1):
-        rows.append((f"{label} epoch {h['epoch'][i]}", h["train_min_margin"][i],
-                     h["train_avg_margin"][i], h["test_min_margin"][i], h["test_avg_margin"][i],
-                     h["test_error"][i]))
-    names = {"svm": "HardMarginSVC",
-             "amr": f"AMRLogisticRegression (lam={cells['amr']['lam']:g}, "
-                    f"tau={cells['amr']['tau']:g})",
-             "sphere": "sphere only (AMR with lam=0)"}
+        rows.append(
+            (
+                f"{label} epoch {h['epoch'][i]}",
+                h["train_min_margin"][i],
+                h["train_avg_margin"][i],
+                h["test_min_margin"][i],
+                h["test_avg_margin"][i],
+                h["test_error"][i],
+            )
+        )
+    names = {
+        "svm": "HardMarginSVC",
+        "amr": f"AMRLogisticRegression (lam={cells['amr']['lam']:g}, tau={cells['amr']['tau']:g})",
+        "sphere": "sphere only (AMR with lam=0)",
+    }
     for name, title in names.items():
         c = cells[name]
-        rows.append((title, c["train"]["min_margin"], c["train"]["avg_margin"],
-                     c["test"]["min_margin"], c["test"]["avg_margin"],
-                     1.0 - c["test"]["accuracy"]))
-    lines = [f"Figure 1 on {cells['data']['name']} ({cells['data']['n_train']} train, "
-             f"{cells['data']['n_test']} test), {label} for {h['epoch'][-1]} epochs", "",
-             "| model | train min | train avg | test min | test avg | test error |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r[0]} | " + " | ".join(f"{v:.4f}" for v in r[1:]) + " |" for r in rows]
+        rows.append(
+            (
+                title,
+                c["train"]["min_margin"],
+                c["train"]["avg_margin"],
+                c["test"]["min_margin"],
+                c["test"]["avg_margin"],
+                1.0 - c["test"]["accuracy"],
+            )
+        )
+    head = ["model", "train min", "train avg", "test min", "test avg", "test error"]
+    lines = [
+        f"Figure 1 on {cells['data']['name']} ({cells['data']['n_train']} train, "
+        f"{cells['data']['n_test']} test), {label} for {h['epoch'][-1]} epochs",
+        "",
+        *simple_table(head, rows),
+    ]
     ratio = cells["amr"]["train"]["avg_margin"] / h["train_avg_margin"][-1]
     test_ratio = cells["amr"]["test"]["avg_margin"] / h["test_avg_margin"][-1]
-    lines.append(f"\nAMR / {label} average margin at the end: {ratio:.2f}x on train, "
-                 f"{test_ratio:.2f}x on test")
+    lines.append(
+        f"\nAMR / {label} average margin at the end: {ratio:.2f}x on train, "
+        f"{test_ratio:.2f}x on test"
+    )
     for key, (holds, text) in verdicts(results).items():
-        lines.append(f"- {key}: {'holds' if holds else 'does NOT hold'}: {text}")
+        lines.append(verdict_line(holds, f"{key}: {text}"))
     return "\n".join(lines)

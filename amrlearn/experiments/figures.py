@@ -15,8 +15,17 @@ points at the tracking epochs of Appendix F, and draws:
 
 from pathlib import Path
 
-from ._neural_common import DATASET_NAMES, claim_block, run_cells, status_lines, tradeoff_verdicts
-from ._paper import APPENDIX_F
+from .._paper import (
+    APPENDIX_F,
+    BOUND_BUDGET,
+    EPOCHS,
+    LR_EPOCHS,
+    MARGIN_RATIO,
+    N_POINTS,
+    TRACK_EPOCHS,
+)
+from ._runner import DATASET_NAMES, cell_key, run_cells
+from ._summaries import claim_block, status_lines, tradeoff_verdicts, verdict_line
 
 __all__ = ["default_config", "plot", "run", "summarize"]
 
@@ -25,6 +34,8 @@ MODELS = ("LR", "MLP", "CNN")
 METHODS = ("Std", "LCR", "AMR (beta=0)", "AMR")
 #: Section 5.3: AMR's average margin over Std's, "2~3 times" for LR and MLP, "1.5~2" for CNN.
 PAPER_RATIO = {"LR": (2.0, 3.0), "MLP": (2.0, 3.0), "CNN": (1.5, 2.0)}
+#: Theorem 3's radius r = 5: quick mode keeps it and samples fewer points in the ball.
+RADIUS = BOUND_BUDGET["radius"]
 
 
 def default_config(mode="quick"):
@@ -57,19 +68,26 @@ def default_config(mode="quick"):
             **common,
             "n_train": None,
             "n_test": None,
-            "epochs": {"LR": 1000, "MLP": 200, "CNN": 200},
+            "epochs": {"LR": LR_EPOCHS, "MLP": EPOCHS, "CNN": EPOCHS},
             # Appendix F: every epoch for LR (whose bound is exact with one sample);
             # these epochs for the others; 500 points, r = 5, 50 x 1024 samples.
-            "track": {"epochs": {"LR": "all",
-                                 "default": [1, 10, 20, 30, 40, 50, 80, 120, 160, 200]},
-                      "n_points": 500, "radius": 5.0, "n_batches": 50, "batch_size": 1024},
+            "track": {
+                "epochs": {"LR": "all", "default": list(TRACK_EPOCHS)},
+                "n_points": N_POINTS,
+                **BOUND_BUDGET,
+            },
         }
     # Quick: the training settings of table1's quick mode (10,000 images; LR and MLP 30
     # epochs on batches of 128 at learning rate 0.05, the CNN 8 epochs on batches of 32
     # at 0.02); margins on 200 (LR, MLP) / 100 (CNN) fixed points with 32 / 16 samples
     # in the r = 5 ball (LR: exact, one sample), at log-spaced epochs.
-    flat = {"epochs": [1, 2, 5, 10, 20, 30], "n_points": 200, "radius": 5.0, "n_batches": 1,
-            "batch_size": 32}
+    flat = {
+        "epochs": [1, 2, 5, 10, 20, 30],
+        "n_points": 200,
+        "radius": RADIUS,
+        "n_batches": 1,
+        "batch_size": 32,
+    }
     return {
         **common,
         "lr": {"LR": 0.05, "MLP": 0.05, "CNN": 0.02},
@@ -77,21 +95,32 @@ def default_config(mode="quick"):
         "n_train": 10000,
         "n_test": 1000,
         "epochs": {"LR": 30, "MLP": 30, "CNN": 8},
-        "track": {"LR": flat, "MLP": flat,
-                  "CNN": {"epochs": [1, 2, 4, 8], "n_points": 100, "radius": 5.0,
-                          "n_batches": 1, "batch_size": 16}},
+        "track": {
+            "LR": flat,
+            "MLP": flat,
+            "CNN": {
+                "epochs": [1, 2, 4, 8],
+                "n_points": 100,
+                "radius": RADIUS,
+                "n_batches": 1,
+                "batch_size": 16,
+            },
+        },
     }
 
 
 def _cells(config):
-    return [(d, m, meth) for d in config["datasets"] for m in config["models"]
-            for meth in config["methods"]]
+    return [
+        (d, m, meth)
+        for d in config["datasets"]
+        for m in config["models"]
+        for meth in config["methods"]
+    ]
 
 
 def run(config, out_dir):
     """Train every cell with margin tracking; writes ``out_dir/results.json`` cell by cell."""
-    return run_cells("figures", _cells(config), config, Path(out_dir),
-                     track=lambda cell: True)
+    return run_cells("figures", _cells(config), config, Path(out_dir), track=lambda cell: True)
 
 
 def _title(dataset, model):
@@ -100,9 +129,6 @@ def _title(dataset, model):
 
 def plot(results, out_dir):
     """Draw Figures 2/6, 3, 5 and 7/8 from the results; returns the PNG paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..plotting import plot_margin_histograms, plot_margin_paths, plot_training_curves_grid
@@ -122,19 +148,22 @@ def plot(results, out_dir):
     for dataset in cfg["datasets"]:
         tradeoff_min, tradeoff_avg, compare = {}, {}, {}
         for model in cfg["models"]:
-            std = cells.get(f"{dataset}/{model}/Std")
+            std = cells.get(cell_key(dataset, model, "Std"))
             if std is not None:
                 p = std["margin_path"]
                 title = _title(dataset, model)
                 tradeoff_min[f"{title}: min margin"] = {
                     "epochs": p["train"]["epoch"],
-                    "series": {f"{s}": p[s]["min"] for s in p}}
+                    "series": {f"{s}": p[s]["min_margin"] for s in p},
+                }
                 tradeoff_avg[f"{title}: avg margin"] = {
                     "epochs": p["train"]["epoch"],
-                    "series": {f"{s}": p[s]["avg"] for s in p}}
+                    "series": {f"{s}": p[s]["avg_margin"] for s in p},
+                }
                 h = std["history"]
                 curves[title] = {
-                    "epochs": h["epoch"], "train_loss": h.get("train_loss"),
+                    "epochs": h["epoch"],
+                    "train_loss": h.get("train_loss"),
                     "train_error": [1 - a for a in h["train_acc"]] if "train_acc" in h else None,
                     "test_error": [1 - a for a in h["valid_acc"]] if "valid_acc" in h else None,
                 }
@@ -145,27 +174,34 @@ def plot(results, out_dir):
                         sets.append(m)
                         titles.append(f"{split}, epoch {e}")
                 if sets:
-                    fig = plot_margin_histograms(sets, titles, bins=30,
-                                                 ncols=len(p["train"]["epoch"]))
+                    fig = plot_margin_histograms(
+                        sets, titles, bins=30, ncols=len(p["train"]["epoch"])
+                    )
                     fig.suptitle(f"{title}, standard training")
                     fig.tight_layout()
                     save(fig, f"fig7_8_histograms_{dataset}_{model}.png")
             series = {}
             for method in cfg["methods"]:
-                cell = cells.get(f"{dataset}/{model}/{method}")
+                cell = cells.get(cell_key(dataset, model, method))
                 if cell is not None:
-                    series[method] = cell["margin_path"]["test"]["avg"]
+                    series[method] = cell["margin_path"]["test"]["avg_margin"]
                     epochs = cell["margin_path"]["test"]["epoch"]
             if series:
                 compare[_title(dataset, model)] = {"epochs": epochs, "series": series}
         if tradeoff_min:
             panels = {**tradeoff_min, **tradeoff_avg}
-            fig = plot_margin_paths(panels, ncols=len(tradeoff_min),
-                                    suptitle="Standard training: min and average margin")
+            fig = plot_margin_paths(
+                panels,
+                ncols=len(tradeoff_min),
+                suptitle="Standard training: min and average margin",
+            )
             save(fig, f"fig2_6_tradeoff_{dataset}.png")
         if compare:
-            fig = plot_margin_paths(compare, ylabel="average margin (test)",
-                                    suptitle="Average margin: AMR, its ablations and Std")
+            fig = plot_margin_paths(
+                compare,
+                ylabel="average margin (test)",
+                suptitle="Average margin: AMR, its ablations and Std",
+            )
             save(fig, f"fig3_avg_margin_{dataset}.png")
     if curves:
         save(plot_training_curves_grid(curves), "fig5_training_curves.png")
@@ -176,60 +212,82 @@ def summarize(results):
     """Final margins per cell, AMR/Std ratios next to the paper's, and the verdict lines."""
     cfg = results["config"]
     cells = results["cells"]
-    out = [f"## Figures 2, 3, 5-8 ({cfg['mode']} mode, seed {cfg['seed']}, device "
-           f"{cfg['device']})", "",
-           "Last tracked epoch, Theorem 3 margins on the fixed test points; the ratio is the "
-           "method's average margin over Std's (paper, section 5.3: 2-3x for LR and MLP, "
-           "1.5-2x for CNN, for AMR).", "",
-           "| dataset | model | method | epoch | test accuracy | min margin | avg margin | "
-           "ratio to Std | paper ratio (AMR) |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"## Figures 2, 3, 5-8 ({cfg['mode']} mode, seed {cfg['seed']}, device {cfg['device']})",
+        "",
+        "Last tracked epoch, Theorem 3 margins on the fixed test points; the ratio is the "
+        "method's average margin over Std's (paper, section 5.3: 2-3x for LR and MLP, "
+        "1.5-2x for CNN, for AMR).",
+        "",
+        "| dataset | model | method | epoch | test accuracy | min margin | avg margin | "
+        "ratio to Std | paper ratio (AMR) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     ratio_lines, ablation_lines = [], []
     for dataset in cfg["datasets"]:
         for model in cfg["models"]:
-            std = cells.get(f"{dataset}/{model}/Std")
+            std = cells.get(cell_key(dataset, model, "Std"))
             for method in cfg["methods"]:
-                key = f"{dataset}/{model}/{method}"
+                key = cell_key(dataset, model, method)
                 cell = cells.get(key)
                 if cell is None:
                     why = results.get("skipped", {}).get(key, "pending (not run yet)")
-                    out.append(f"| {DATASET_NAMES[dataset]} | {model} | {method} | {why} "
-                               "| | | | | |")
+                    out.append(
+                        f"| {DATASET_NAMES[dataset]} | {model} | {method} | {why} | | | | | |"
+                    )
                     continue
                 p = cell["margin_path"]["test"]
-                ratio = (p["avg"][-1] / std["margin_path"]["test"]["avg"][-1]
-                         if std is not None else None)
+                last_min, last_avg = p["min_margin"][-1], p["avg_margin"][-1]
+                ratio = (
+                    last_avg / std["margin_path"]["test"]["avg_margin"][-1]
+                    if std is not None
+                    else None
+                )
                 lo, hi = PAPER_RATIO[model]
                 out.append(
                     f"| {DATASET_NAMES[dataset]} | {model} | {method} | {p['epoch'][-1]} | "
-                    f"{cell['clean']:.2f} | {p['min'][-1]:.3f} | {p['avg'][-1]:.3f} | "
+                    f"{cell['clean']:.2f} | {last_min:.3f} | {last_avg:.3f} | "
                     + (f"{ratio:.2f}x" if ratio is not None else "—")
-                    + f" | {f'{lo:g}-{hi:g}x' if method == 'AMR' else ''} |")
-            amr = cells.get(f"{dataset}/{model}/AMR")
+                    + f" | {f'{lo:g}-{hi:g}x' if method == 'AMR' else ''} |"
+                )
+            amr = cells.get(cell_key(dataset, model, "AMR"))
             if std is None or amr is None:
                 continue
-            a = amr["margin_path"]["test"]["avg"][-1]
-            s = std["margin_path"]["test"]["avg"][-1]
+            a = amr["margin_path"]["test"]["avg_margin"][-1]
+            s = std["margin_path"]["test"]["avg_margin"][-1]
             ratio_lines.append(
-                f"- {'holds' if a >= 1.5 * s else 'does not hold'}: {dataset}/{model}: AMR "
-                f"{a:.3f} vs Std {s:.3f} = {a / max(s, 1e-12):.2f}x (claim: >= 1.5x)")
+                verdict_line(
+                    a >= MARGIN_RATIO * s,
+                    f"{dataset}/{model}: AMR {a:.3f} vs Std {s:.3f} = "
+                    f"{a / max(s, 1e-12):.2f}x (claim: >= {MARGIN_RATIO}x)",
+                )
+            )
             parts, ok = [], True
             for abl in ("LCR", "AMR (beta=0)"):
-                c = cells.get(f"{dataset}/{model}/{abl}")
+                c = cells.get(cell_key(dataset, model, abl))
                 if c is not None:
-                    d = a - c["margin_path"]["test"]["avg"][-1]
+                    d = a - c["margin_path"]["test"]["avg_margin"][-1]
                     ok = ok and d > 0
                     parts.append(f"over {abl} {d:+.3f}")
             if parts:
-                ablation_lines.append(f"- {'holds' if ok else 'does not hold'}: "
-                                      f"{dataset}/{model}: AMR's avg margin " + ", ".join(parts))
-    std_keys = [f"{d}/{m}/Std" for d in cfg["datasets"] for m in cfg["models"]]
+                ablation_lines.append(
+                    verdict_line(ok, f"{dataset}/{model}: AMR's avg margin " + ", ".join(parts))
+                )
+    std_keys = [cell_key(d, m, "Std") for d in cfg["datasets"] for m in cfg["models"]]
     out += ["", "### Verdicts", ""]
-    out += claim_block("Figures 2 and 6: during standard training the minimum margin rises "
-                       "while the average margin falls", tradeoff_verdicts(results, std_keys))
+    out += claim_block(
+        "Figures 2 and 6: during standard training the minimum margin rises "
+        "while the average margin falls",
+        tradeoff_verdicts(results, std_keys),
+    )
     out.append("")
-    out += claim_block("Figure 3: AMR's average margin is at least 1.5x Std's", ratio_lines)
+    out += claim_block(
+        f"Figure 3: AMR's average margin is at least {MARGIN_RATIO}x Std's", ratio_lines
+    )
     out.append("")
-    out += claim_block("What AMR adds over its ablations (LCR; AMR (beta=0)): a higher "
-                       "average margin than both", ablation_lines)
+    out += claim_block(
+        "What AMR adds over its ablations (LCR; AMR (beta=0)): a higher average margin than both",
+        ablation_lines,
+    )
     out += ["", *status_lines(results)]
     return "\n".join(out)

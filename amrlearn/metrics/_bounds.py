@@ -17,6 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .._paper import BOUND_BUDGET
 from ..utils import as_logit_fn, progress
 from ..utils._compat import Interval
 from ._linear import margins_from_scores
@@ -24,7 +25,7 @@ from ._linear import margins_from_scores
 __all__ = ["CHEAP_BOUND_PARAMS", "PAPER_BOUND_PARAMS", "lipschitz_margin_bound", "margin_bounds"]
 
 #: The paper's budget (Appendix F): r = 5, 50 batches of 1024 points per sample.
-PAPER_BOUND_PARAMS = {"radius": 5.0, "n_batches": 50, "batch_size": 1024}
+PAPER_BOUND_PARAMS = dict(BOUND_BUDGET)
 #: The default budget of ``margin_report`` on neural nets, cheap enough for
 #: cross-validation: 128 points per sample for the lower bound, 100 DDN steps.
 CHEAP_BOUND_PARAMS = {"radius": 5.0, "n_batches": 1, "batch_size": 128, "attack_steps": 100}

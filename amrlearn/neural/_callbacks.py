@@ -6,10 +6,9 @@ import numpy as np
 from skorch.callbacks import Callback
 from skorch.utils import to_numpy
 
-__all__ = ["MarginTracker"]
+from .._paper import TRACK_EPOCHS
 
-#: Epochs at which Appendix F estimates the margins of the nonlinear models.
-PAPER_EPOCHS = (1, 10, 20, 30, 40, 50, 80, 120, 160, 200)
+__all__ = ["MarginTracker"]
 
 
 def _labels(y):
@@ -95,7 +94,7 @@ class MarginTracker(Callback):
         y_test=None,
         *,
         n_samples=500,
-        epochs=PAPER_EPOCHS,
+        epochs=TRACK_EPOCHS,
         every=None,
         kind="feature",
         bound_params=None,

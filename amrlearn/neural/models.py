@@ -13,9 +13,9 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["CNN", "LR", "MLP", "ConvNet", "LeNet", "LeNetSmall"]
+from .._paper import INPUT_SHAPES
 
-INPUT_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+__all__ = ["CNN", "LR", "MLP", "ConvNet", "LeNet", "LeNetSmall"]
 
 
 def _input_shape(dataset):

@@ -8,19 +8,15 @@ one place.
 from sklearn.base import _fit_context
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils._param_validation import (
-    HasMethods,
     Interval,
-    Options,
     StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.validation import validate_data
 
 __all__ = [
-    "HasMethods",
     "Interval",
     "LinearClassifierMixin",
-    "Options",
     "StrOptions",
     "_fit_context",
     "validate_data",

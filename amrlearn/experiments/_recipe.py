@@ -1,0 +1,254 @@
+"""The method recipe of the deep-model experiments: which net, which settings, and training.
+
+The methods (objective (15) with its parts switched on and off, and PGD training):
+
+======================  =========  ==========  ===================================
+name                    lambda     beta        what it isolates
+======================  =========  ==========  ===================================
+``Std``                 0          0           standard training
+``LCR``                 0          1e-3        Lipschitz constant regularization:
+                                               the orthogonality penalty alone
+``AMR (beta=0)``        0.1        0           the margin term alone
+``AMR``                 0.1        1e-3        the paper's regularizer
+``Adv``                 --         --          PGD adversarial training
+======================  =========  ==========  ===================================
+
+Every training and measuring setting of a configuration may be given per model
+(:func:`per_model`); the numbers of the paper's protocol come from :mod:`amrlearn._paper`.
+"""
+
+import math
+
+from .._paper import ADV_EPS, ADV_STEP_SIZE, ADV_STEPS, BOUND_BUDGET, INPUT_SHAPES, TAU
+
+__all__ = ["METHODS", "build_net", "method_params", "per_model"]
+
+#: lambda and beta of each method of objective (15); "Adv" is PGD training.
+METHODS = {
+    "Std": {"lam": 0.0, "beta": 0.0},
+    "LCR": {"lam": 0.0, "beta": None},  # None: the configuration's beta
+    "AMR (beta=0)": {"lam": None, "beta": 0.0},  # None: the configuration's lambda
+    "AMR": {"lam": None, "beta": None},
+    "Adv": {"adversarial": True},
+}
+
+#: Models that take flat vectors (they flatten images themselves).
+_FLAT_MODELS = ("LR", "MLP")
+
+#: Madry et al.'s step rule for PGD training with ``step_size="auto"``: the path
+#: ``steps * step_size`` is this many times eps, enough to reach the sphere and move on it.
+_AUTO_STEP_PATH = 2.5
+
+#: Random-crop padding of the CIFAR-10 augmentation (pixels on each side).
+_CROP_PAD = 4
+
+
+def per_model(value, model):
+    """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
+    ``value`` itself otherwise.
+
+    Every training and measuring setting of a configuration (``lr``, ``batch_size``,
+    ``epochs``, ``pgd``, ``margin``, ``track``) may be given per model this way: the quick
+    modes give the cheap MLP a larger budget than the CNN.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._recipe import per_model
+    >>> per_model({"MLP": 40, "default": 10}, "CNN"), per_model(0.05, "CNN")
+    (10, 0.05)
+    >>> per_model({"steps": 20}, "MLP")
+    {'steps': 20}
+    """
+    if isinstance(value, dict) and (model in value or "default" in value):
+        return value.get(model, value.get("default"))
+    return value
+
+
+def method_params(method, dataset, model, config):
+    """The estimator's hyperparameters of ``method`` for this model, from the configuration.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._recipe import method_params
+    >>> method_params("LCR", "mnist", "MLP", {"lam": 0.1, "beta": 1e-3})
+    {'lam': 0.0, 'beta': 0.001, 'tau': 5.0}
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
+    spec = METHODS[method]
+    if spec.get("adversarial"):
+        adv = config.get("adv", {})
+        eps = ADV_EPS[dataset]
+        steps = adv.get("steps", ADV_STEPS)
+        step_size = adv.get("step_size", ADV_STEP_SIZE)
+        if step_size == "auto":
+            step_size = _AUTO_STEP_PATH * eps / steps
+        return {"eps": eps, "steps": steps, "step_size": step_size}
+    lam = config["lam"] if spec["lam"] is None else spec["lam"]
+    beta = config["beta"] if spec["beta"] is None else spec["beta"]
+    tau = config.get("tau", {}).get(f"{dataset}/{model}", TAU[(dataset, model)])
+    return {"lam": float(lam), "beta": float(beta), "tau": float(tau)}
+
+
+def n_epochs(config, model):
+    """The number of training epochs of ``model``."""
+    return int(per_model(config["epochs"], model))
+
+
+def track_epochs(config, model, max_epochs):
+    """The epochs (within ``1..max_epochs``) at which ``model``'s margins are tracked."""
+    track = per_model(config.get("track"), model) or {}
+    epochs = per_model(track.get("epochs"), model)
+    if epochs == "all":
+        return list(range(1, max_epochs + 1))
+    return sorted({int(e) for e in (epochs or []) if 1 <= int(e) <= max_epochs})
+
+
+def bound_params(spec, config, device):
+    """Theorem 3's budget of a ``margin`` or ``track`` setting (the paper's by default)."""
+    return {
+        **{key: spec.get(key, value) for key, value in BOUND_BUDGET.items()},
+        "random_state": config["seed"],
+        "device": device,
+        "verbose": 0,
+    }
+
+
+def crop_flip(X):
+    """Random crop (zero padding of 4 pixels) and horizontal flip of a batch of images.
+
+    The augmentation that the paper uses for LeNetSmall on CIFAR-10. Draws from torch's
+    global generator, which the experiments seed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.experiments._recipe import crop_flip
+    >>> _ = torch.manual_seed(0)
+    >>> crop_flip(torch.ones(5, 3, 8, 8)).shape
+    torch.Size([5, 3, 8, 8])
+    """
+    import torch
+
+    n, h, w = len(X), X.shape[-2], X.shape[-1]
+    flip = torch.rand(n) < 0.5
+    X = torch.where(flip.view(-1, *[1] * (X.dim() - 1)).to(X.device), X.flip(-1), X)
+    padded = torch.nn.functional.pad(X, (_CROP_PAD,) * 4)
+    offsets = torch.randint(0, 2 * _CROP_PAD + 1, (n, 2)).tolist()
+    return torch.stack(
+        [padded[i, ..., dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)]
+    )
+
+
+def _crop_flip_loader():
+    import torch
+
+    class CropFlipLoader(torch.utils.data.DataLoader):
+        """A DataLoader whose batches are augmented by :func:`crop_flip`: the training
+        iterator only, so that predictions and validation see the images as they are."""
+
+        def __iter__(self):
+            for X, y in super().__iter__():
+                yield crop_flip(X), y
+
+    return CropFlipLoader
+
+
+def module_kwargs(model, dataset):
+    """The module's arguments: the input size of a flat model, else the dataset."""
+    if model in _FLAT_MODELS:
+        return {"in_features": math.prod(INPUT_SHAPES[dataset])}
+    return {"dataset": dataset}
+
+
+def build_net(dataset, model, method, config, data, device, *, callbacks, max_epochs):
+    """The unfitted net of one cell, and the method's hyperparameters.
+
+    Parameters
+    ----------
+    dataset, model, method : str
+    config : dict
+        The experiment's configuration.
+    data : dict
+        ``X_test`` and ``y_test``: watched as the validation set (never used to choose).
+    device : torch.device
+    callbacks : list of (str, Callback)
+    max_epochs : int
+
+    Returns
+    -------
+    net : AMRNeuralNetClassifier or AdversarialNeuralNetClassifier
+    params : dict
+        From :func:`method_params`.
+    """
+    import torch
+    from skorch.callbacks import EpochScoring
+    from skorch.dataset import Dataset
+    from skorch.helper import predefined_split
+
+    from .. import neural
+    from ..neural import models
+
+    params = method_params(method, dataset, model, config)
+    valid = Dataset(torch.as_tensor(data["X_test"]), torch.as_tensor(data["y_test"]))
+    train_acc = EpochScoring("accuracy", on_train=True, name="train_acc", lower_is_better=False)
+    common = dict(
+        module=getattr(models, model),
+        max_epochs=max_epochs,
+        lr=per_model(config["lr"], model),
+        batch_size=per_model(config["batch_size"], model),
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=config["momentum"],
+        optimizer__nesterov=config["nesterov"],
+        device=str(device),
+        # The paper trains on the whole training set; the test subset is only watched
+        # (Figure 5's test error), never used to choose anything.
+        train_split=predefined_split(valid),
+        data_on_device=True,
+        callbacks=[("train_acc", train_acc), *callbacks],
+        iterator_train__shuffle=True,
+        verbose=0,
+    )
+    for key, value in module_kwargs(model, dataset).items():
+        common[f"module__{key}"] = value
+    if config.get("augment", {}).get(f"{dataset}/{model}"):
+        # Only the training iterator augments; batches come from a DataLoader.
+        common.update(data_on_device=False, iterator_train=_crop_flip_loader())
+    if method == "Adv":
+        return neural.AdversarialNeuralNetClassifier(**common, **params), params
+    return neural.AMRNeuralNetClassifier(**common, **params), params
+
+
+def epoch_bar(desc, total, verbose):
+    """A skorch callback that shows one tqdm bar per cell: which cell, and how far."""
+    from skorch.callbacks import Callback
+
+    from ..utils import progress
+
+    class EpochBar(Callback):
+        def initialize(self):
+            self.bar_ = progress(total=total, desc=desc, verbose=verbose, leave=False)
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            h = net.history[-1]
+            post = {k: f"{h[k]:.3f}" for k in ("train_loss", "train_acc", "valid_acc") if k in h}
+            self.bar_.set_postfix(post, refresh=False)
+            self.bar_.update(1)
+
+        def on_train_end(self, net, **kwargs):
+            self.bar_.close()
+
+    return EpochBar()
+
+
+def history(net):
+    """Per-epoch curves of a fitted net (Figure 5)."""
+    h = net.history
+    out = {"epoch": [int(e) for e in h[:, "epoch"]]}
+    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur"):
+        try:
+            out[key] = [float(v) for v in h[:, key]]
+        except KeyError:
+            pass
+    return out

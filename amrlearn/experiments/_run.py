@@ -1,0 +1,57 @@
+"""Run one experiment end to end: results, pictures and the summary, under one folder."""
+
+import importlib
+from pathlib import Path
+
+__all__ = ["EXPERIMENTS", "run_experiment"]
+
+#: The experiments of ``amrlearn reproduce``: modules of :mod:`amrlearn.experiments`.
+EXPERIMENTS = ("figure1", "table1", "table2", "figures")
+
+
+def run_experiment(
+    name, *, mode="quick", device="cpu", out=None, data_home=None, seed=0, verbose=1
+):
+    """Run experiment ``name`` and write its results, pictures and summary under ``out``.
+
+    Parameters
+    ----------
+    name : {"figure1", "table1", "table2", "figures"}
+    mode : {"quick", "full"}, default="quick"
+    device : str, default="cpu"
+    out : str or Path, default=None
+        The output folder; ``None`` is ``amrlearn_output/<name>``.
+    data_home : str or Path, default=None
+    seed : int, default=0
+    verbose : int, default=1
+
+    Returns
+    -------
+    results : dict
+        What the experiment's ``run`` returned.
+
+    Raises
+    ------
+    NotADirectoryError
+        When ``out`` exists and is not a folder.
+    DatasetNotFoundError
+        When none of the experiment's cells can run for lack of data.
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}.")
+    out_dir = Path(out or f"amrlearn_output/{name}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"the output folder {out_dir} is a file.")
+    exp = importlib.import_module(f"amrlearn.experiments.{name}")
+    config = exp.default_config(mode)
+    config.update(device=device, data_home=data_home, seed=seed, verbose=verbose)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = exp.run(config, out_dir)
+    paths = exp.plot(results, out_dir)
+    text = exp.summarize(results)
+    (out_dir / "summary.md").write_text(text + "\n")
+    print(text)
+    print(f"\nresults: {out_dir / 'results.json'}")
+    for p in paths:
+        print(f"picture: {p}")
+    return results

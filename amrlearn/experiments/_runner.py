@@ -1,0 +1,426 @@
+"""The runner of the deep-model experiments (Tables 1, 2 and Figures 2-8): cells, data, seeds.
+
+A *cell* is one (dataset, model, method). :func:`run_cells` walks a list of cells, trains
+each with the recipe of :mod:`._recipe`, measures it (clean accuracy, l2 PGD robust
+accuracy on the eps grid, Theorem 3 margins, margin paths over epochs) and saves it in
+``results.json`` through :class:`~._common.ResultStore` as soon as it is done, so that an
+interrupted run resumes at the next cell.
+
+CIFAR-10 cells whose data are missing are reported as skipped, never replaced by other
+data.
+"""
+
+import contextlib
+import math
+import random
+import time
+import warnings
+
+import numpy as np
+
+from .._paper import FULL_SIZES, INPUT_SHAPES, N_CLASSES
+from ._common import ResultStore
+from ._recipe import (
+    bound_params,
+    build_net,
+    epoch_bar,
+    history,
+    method_params,
+    module_kwargs,
+    n_epochs,
+    per_model,
+    track_epochs,
+)
+
+__all__ = [
+    "DATASET_NAMES",
+    "cell_key",
+    "estimate_seconds",
+    "load_split",
+    "run_cells",
+    "seeded",
+    "skip_reason",
+    "train_cell",
+]
+
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+
+#: The time estimate times each model on one warm-up batch, then on this many batches.
+_WARMUP_BATCHES = 1
+_TIMED_BATCHES = 5
+
+
+def cell_key(dataset, model, method):
+    """The name of a cell in ``results.json``: ``"mnist/MLP/AMR"``."""
+    return f"{dataset}/{model}/{method}"
+
+
+def skip_reason(dataset, data_home):
+    """The line printed (and stored) for a cell whose dataset is missing."""
+    from ..datasets import get_data_home
+
+    return f"skipped: {DATASET_NAMES[dataset]} not found in {get_data_home(data_home)}"
+
+
+@contextlib.contextmanager
+def seeded(seed, deterministic=True):
+    """Seed python, numpy and torch; on the CPU also ask torch for deterministic kernels.
+
+    The previous determinism setting is restored on exit.
+    """
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code may draw from it)
+    torch.manual_seed(seed)
+    previous = torch.are_deterministic_algorithms_enabled()
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _subset(n_total, n, rng):
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(rng.choice(n_total, size=n, replace=False))
+
+
+def load_split(dataset, config, *, flatten):
+    """Training and test arrays of ``dataset``, subsampled with the configuration's seed.
+
+    Returns
+    -------
+    data : dict
+        ``X_train``, ``y_train``, ``X_test``, ``y_test`` (float32 in [0, 1], int64).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When the data home lacks the dataset.
+    """
+    from ..datasets import load_cifar10, load_mnist
+
+    loader = {"mnist": load_mnist, "cifar10": load_cifar10}[dataset]
+    home = config.get("data_home")
+    Xtr, ytr = loader(home, subset="train", return_X_y=True, flatten=flatten)
+    Xte, yte = loader(home, subset="test", return_X_y=True, flatten=flatten)
+    rng = np.random.RandomState(config["seed"])
+    itr = _subset(len(ytr), config.get("n_train"), rng)
+    ite = _subset(len(yte), config.get("n_test"), rng)
+    return {
+        "X_train": np.ascontiguousarray(Xtr[itr], dtype=np.float32),
+        "y_train": np.asarray(ytr[itr], dtype=np.int64),
+        "X_test": np.ascontiguousarray(Xte[ite], dtype=np.float32),
+        "y_test": np.asarray(yte[ite], dtype=np.int64),
+    }
+
+
+def _fixed_points(X, y, n, seed):
+    """``n`` points of (X, y) chosen with a fixed seed (the paper's 500-point subsets)."""
+    idx = _subset(len(y), n, np.random.RandomState(seed + 1))
+    return X[idx], y[idx]
+
+
+def _tracker(model, data, config, device, max_epochs):
+    """The MarginTracker of a tracked cell, and its fixed points per split."""
+    from ..neural import MarginTracker
+
+    spec = per_model(config["track"], model)
+    seed = config["seed"]
+    tracked = {
+        "train": _fixed_points(data["X_train"], data["y_train"], spec["n_points"], seed),
+        "test": _fixed_points(data["X_test"], data["y_test"], spec["n_points"], seed),
+    }
+    (Xtr, ytr), (Xte, yte) = tracked["train"], tracked["test"]
+    tracker = MarginTracker(
+        X_train=Xtr,
+        y_train=ytr,
+        X_test=Xte,
+        y_test=yte,
+        n_samples=None,
+        epochs=track_epochs(config, model, max_epochs),
+        kind="bound",
+        bound_params=bound_params(spec, config, device),
+        random_state=seed,
+        keep_margins=True,
+    )
+    return tracker, tracked
+
+
+def _margin_path(net, splits):
+    """Per-epoch min/avg margins and per-sample margins, from the tracker's history."""
+    path = {}
+    for split in splits:
+        rows = [h for h in net.history if f"margin_avg_{split}" in h]
+        path[split] = {
+            "epoch": [int(h["epoch"]) for h in rows],
+            "min_margin": [float(h[f"margin_min_{split}"]) for h in rows],
+            "avg_margin": [float(h[f"margin_avg_{split}"]) for h in rows],
+            "margins": [h[f"margins_{split}"] for h in rows if f"margins_{split}" in h],
+        }
+    return path
+
+
+def _measure(net, dataset, model, data, config, device):
+    """Clean and l2 PGD robust accuracy, and Theorem 3's margins, of a fitted net."""
+    from ..attacks import robust_accuracy
+    from ..metrics import margin_report
+
+    seed, verbose = config["seed"], config.get("verbose", 1)
+    X, y = data["X_test"], data["y_test"]
+    result = {"clean": 100.0 * float(np.mean(net.predict(X) == y))}
+    pgd = per_model(config.get("pgd"), model)
+    if pgd:
+        Xp, yp = _fixed_points(X, y, pgd["n_points"], seed)
+        step_size = pgd["step_size"]
+        if isinstance(step_size, dict):
+            step_size = step_size[dataset]
+        eps = [float(e) for e in config["eps"][dataset]]
+        acc = robust_accuracy(
+            net,
+            Xp,
+            yp,
+            eps=eps,
+            steps=pgd["steps"],
+            step_size=step_size,
+            batch_size=pgd.get("batch_size", 256),
+            loss=config.get("pgd_loss", "ce"),
+            device=device,
+            verbose=verbose,
+            random_state=seed,
+        )
+        result.update(
+            eps=eps, robust=[100.0 * float(a) for a in np.ravel(acc)], n_pgd_points=int(len(yp))
+        )
+    spec = per_model(config.get("margin"), model)
+    if spec:
+        Xm, ym = _fixed_points(X, y, spec["n_points"], seed)
+        rep = margin_report(
+            net, Xm, ym, upper=False, bound_params=bound_params(spec, config, device)
+        )
+        result.update(
+            margin={k: float(v) for k, v in rep.items()},
+            avg_margin=float(rep["avg_margin"]),
+            n_margin_points=int(len(ym)),
+        )
+    return result
+
+
+def train_cell(dataset, model, method, data, config, *, desc="", track=False):
+    """Train one cell and measure it. Returns the cell's dict of numbers (JSON-ready).
+
+    Parameters
+    ----------
+    dataset, model, method : str
+    data : dict
+        From :func:`load_split`.
+    config : dict
+        The experiment's configuration (see ``default_config`` of table1, table2, figures).
+    desc : str
+        The label of the progress bar.
+    track : bool
+        Record the min/avg margin (and the per-sample margins for histograms) at the
+        configuration's tracking epochs.
+    """
+    from ..neural import orthogonality_penalty
+    from ..utils import resolve_device
+
+    device = resolve_device(config["device"])
+    deterministic = device.type == "cpu"
+    max_epochs = n_epochs(config, model)
+    callbacks = [("progress", epoch_bar(desc, max_epochs, config.get("verbose", 1)))]
+    if track:
+        tracker, tracked = _tracker(model, data, config, device, max_epochs)
+        callbacks.append(("margins", tracker))
+
+    t0 = time.perf_counter()
+    with seeded(config["seed"], deterministic=deterministic):
+        net, params = build_net(
+            dataset, model, method, config, data, device, callbacks=callbacks, max_epochs=max_epochs
+        )
+        net.fit(data["X_train"], data["y_train"])
+    train_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    result = {
+        "dataset": dataset,
+        "model": model,
+        "method": method,
+        "params": params,
+        "n_train": int(len(data["y_train"])),
+        "n_test": int(len(data["y_test"])),
+        "epochs": max_epochs,
+    }
+    with seeded(config["seed"], deterministic=deterministic):
+        result.update(_measure(net, dataset, model, data, config, device))
+    result["history"] = history(net)
+    losses = result["history"].get("train_loss", [])
+    result["diverged"] = not all(math.isfinite(v) for v in losses)
+    # How far the orthogonality penalty got: Lipschitz control (LCR, AMR) only acts once
+    # it is small, which short (quick) runs may not reach.
+    result["ortho_penalty"] = float(orthogonality_penalty(net.module_).detach().cpu())
+    if track:
+        result["margin_path"] = _margin_path(net, tracked)
+    result["train_seconds"] = train_seconds
+    result["eval_seconds"] = time.perf_counter() - t0
+    return result
+
+
+def _seconds_per_batch(model, dataset, batch_size, device):
+    """Seconds of one training step of ``model`` on a random batch (after a warm-up)."""
+    import torch
+
+    from ..neural import models
+
+    module = getattr(models, model)(**module_kwargs(model, dataset)).to(device)
+    x = torch.rand(batch_size, *INPUT_SHAPES[dataset], device=device)
+    y = torch.randint(0, N_CLASSES, (batch_size,), device=device)
+    opt = torch.optim.SGD(module.parameters(), lr=0.01)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for i in range(_WARMUP_BATCHES + _TIMED_BATCHES):
+        if i == _WARMUP_BATCHES:
+            sync()
+            t0 = time.perf_counter()
+        out = module(x)
+        out = out[0] if isinstance(out, tuple) else out
+        loss = torch.nn.functional.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sync()
+    return (time.perf_counter() - t0) / _TIMED_BATCHES
+
+
+def estimate_seconds(cells, config):
+    """A time estimate of ``cells`` from timed training batches of each model on the device.
+
+    Each model is timed on a few random batches of the training batch size; the estimate
+    extrapolates to the configuration's epochs, PGD steps and margin samples. It is
+    printed before a ``--full`` run starts.
+    """
+    from ..utils import resolve_device
+
+    device = resolve_device(config["device"])
+    per_batch = {}
+    total = 0.0
+    for dataset, model, method in cells:
+        bs = per_model(config["batch_size"], model)
+        if (dataset, model) not in per_batch:
+            per_batch[dataset, model] = _seconds_per_batch(model, dataset, bs, device)
+        t = per_batch[dataset, model]
+        full_train = FULL_SIZES[dataset][0]
+        n_train = min(config.get("n_train") or full_train, full_train)
+        # PGD training takes one forward-backward pass per attack step, plus the update.
+        factor = 1 + (
+            method_params(method, dataset, model, config)["steps"] if method == "Adv" else 0
+        )
+        total += n_epochs(config, model) * math.ceil(n_train / bs) * t * factor
+        pgd = per_model(config.get("pgd"), model) or {"steps": 0, "n_points": 0}
+        total += len(config["eps"][dataset]) * pgd["steps"] * math.ceil(pgd["n_points"] / bs) * t
+        m = per_model(config.get("margin"), model)
+        if m:
+            # Theorem 3 needs the gradient of every logit difference: a Jacobian with one
+            # backward pass per class at each sampled point.
+            total += m["n_points"] * m["n_batches"] * m["batch_size"] / bs * t * N_CLASSES
+    return total
+
+
+def _store_config(config):
+    # Verbosity does not change numbers: leave it out so that a rerun with another
+    # verbosity resumes.
+    return {k: v for k, v in config.items() if k != "verbose"}
+
+
+def _announce_full_run(name, todo, config, device):
+    if device.type != "cuda":
+        warnings.warn(
+            "--full follows the paper's protocol (200 epochs, PGD with 1000 steps) and is "
+            "meant for a GPU; on the CPU it takes days. Use --device cuda, or --quick.",
+            UserWarning,
+            stacklevel=3,
+        )
+    est = estimate_seconds(todo, config)
+    print(
+        f"[{name}] {len(todo)} cells to run on {device}; estimated time "
+        f"{est / 3600:.1f} h (extrapolated from timed training batches).",
+        flush=True,
+    )
+
+
+def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
+    """Train and measure every cell not yet in ``out_dir/results.json``.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's name (progress bar label).
+    cells : list of (dataset, model, method)
+    config : dict
+    out_dir : Path
+    track : callable, default=lambda cell: False
+        Which cells record margin paths over epochs.
+
+    Returns
+    -------
+    results : dict
+        ``config``, ``environment``, ``cells`` (key -> numbers), ``skipped`` (key ->
+        reason), ``pending`` (keys still to run), ``finished`` (bool: every cell that
+        can run here is done) and ``complete`` (bool: every cell is done, none skipped).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When no cell is done and none can run: the data home lacks every dataset.
+    """
+    from ..datasets import DatasetNotFoundError
+    from ..utils import progress, resolve_device
+
+    device = resolve_device(config["device"])
+    store = ResultStore(out_dir / "results.json", _store_config(config))
+    todo = [c for c in cells if cell_key(*c) not in store]
+    if config.get("mode") == "full" and todo:
+        _announce_full_run(name, todo, config, device)
+
+    data_cache = {}
+    skipped = {}
+    bar = progress(cells, verbose=config.get("verbose", 1), desc=name, leave=True)
+    for cell in bar:
+        key = cell_key(*cell)
+        if key in store:
+            continue
+        dataset, model, method = cell
+        if dataset not in data_cache:
+            try:  # images for every model: LR and MLP flatten them themselves
+                data_cache[dataset] = load_split(dataset, config, flatten=False)
+            except DatasetNotFoundError:
+                data_cache[dataset] = None
+        if data_cache[dataset] is None:
+            skipped[key] = skip_reason(dataset, config.get("data_home"))
+            continue
+        bar.set_postfix_str(key)
+        store.put(
+            key,
+            train_cell(
+                dataset, model, method, data_cache[dataset], config, desc=key, track=track(cell)
+            ),
+        )
+    keys = [cell_key(*c) for c in cells]
+    if skipped and not any(k in store for k in keys):
+        missing = "; ".join(sorted({why.removeprefix("skipped: ") for why in skipped.values()}))
+        raise DatasetNotFoundError(
+            f"none of the {len(keys)} cells can run: {missing}. Point data_home (or "
+            "$AMRLEARN_DATA) at a folder that holds the data."
+        )
+    pending = [k for k in keys if k not in store and k not in skipped]
+    store.data.update(
+        skipped=skipped, pending=pending, finished=not pending, complete=not pending and not skipped
+    )
+    store.save()
+    return store.data

@@ -1,0 +1,114 @@
+"""The ``amrlearn`` command: a user's mistake is one clear line and a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from amrlearn import cli
+from amrlearn.experiments import EXPERIMENTS
+
+
+def _run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_error_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("amrlearn: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_no_data_home_is_an_error_not_sixteen_skipped_rows(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    status, stdout, err = _run(
+        capsys,
+        "reproduce",
+        "table1",
+        "--data-home",
+        str(empty),
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+    )
+    assert status != 0
+    line = _one_error_line(err)
+    assert "MNIST not found" in line and "CIFAR-10 not found" in line and str(empty) in line
+    assert "skipped" not in stdout
+    assert not (out / "results.json").exists()
+
+
+def test_out_pointing_at_a_file(tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("mine")
+    for argv in (("reproduce", "figure1"), ("demo",)):
+        status, _, err = _run(capsys, *argv, "--out", str(target))
+        assert status != 0
+        assert str(target) in _one_error_line(err)
+    assert target.read_text() == "mine"
+
+
+def test_a_device_that_is_not_there(tmp_path, capsys):
+    import torch
+
+    bad = ["gpu"] if torch.cuda.is_available() else ["cuda", "gpu"]
+    for device in bad:
+        status, _, err = _run(
+            capsys, "reproduce", "table1", "--device", device, "--out", str(tmp_path / "out")
+        )
+        assert status != 0
+        assert f"--device {device}" in _one_error_line(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_of_another_configuration(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"config": {"seed": 123}, "cells": {}}))
+    status, _, err = _run(capsys, "reproduce", "figure1", "--out", str(out))
+    assert status != 0
+    assert "another configuration" in _one_error_line(err)
+
+
+def test_the_installed_command_exits_non_zero(tmp_path):
+    """The exit status reaches the shell, and stderr holds the one line only."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "amrlearn.cli",
+            "reproduce",
+            "table2",
+            "--data-home",
+            str(empty),
+            "--out",
+            str(tmp_path / "out"),
+            "--verbose",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    _one_error_line(proc.stderr)
+
+
+def test_help_lists_every_command_on_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("demo", "reproduce"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(command + " "))
+        assert len(line.split()) > 3, line  # the command and what it does
+    assert all(name in text for name in EXPERIMENTS)
