@@ -58,8 +58,14 @@ def main(argv=None):
         lambda: np.array(
             [
                 clever_u(
-                    classifier, x, nb_batches=n_batches, batch_size=batch_size, radius=radius,
-                    norm=2, pool_factor=n_batches, verbose=False,
+                    classifier,
+                    x,
+                    nb_batches=n_batches,
+                    batch_size=batch_size,
+                    radius=radius,
+                    norm=2,
+                    pool_factor=n_batches,
+                    verbose=False,
                 )
                 for x in Xte
             ],

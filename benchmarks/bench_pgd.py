@@ -25,9 +25,7 @@ def _acc(net, X, y):
 
 
 def main(argv=None):
-    parser = make_parser(
-        __doc__, full="the paper's 1000 steps of 0.01", repeats=3, device="auto"
-    )
+    parser = make_parser(__doc__, full="the paper's 1000 steps of 0.01", repeats=3, device="auto")
     args = parser.parse_args(argv)
     import torchattacks
 
@@ -59,8 +57,12 @@ def main(argv=None):
         res = {"eps": eps, "torchattacks_s": t_ta, "torchattacks_acc": acc_ta}
         for early in (True, False):
             attack = L2PGD(
-                eps, steps=steps, step_size=step_size, random_start=False,
-                early_stop=early, batch_size=len(X),
+                eps,
+                steps=steps,
+                step_size=step_size,
+                random_start=False,
+                early_stop=early,
+                batch_size=len(X),
             )
             X_am, t_am = timed(lambda a=attack: a(net, X, y))
             key = "amrlearn" if early else "amrlearn_no_early_stop"
@@ -82,7 +84,13 @@ def main(argv=None):
     # The whole grid: robust_accuracy shares work across eps; torchattacks runs each eps.
     grid_acc, t_grid = timed(
         lambda: robust_accuracy(
-            net, X, y, eps=eps_grid, steps=steps, step_size=step_size, random_start=False,
+            net,
+            X,
+            y,
+            eps=eps_grid,
+            steps=steps,
+            step_size=step_size,
+            random_start=False,
             batch_size=len(X),
         )
     )

@@ -11,6 +11,7 @@ data.
 """
 
 import contextlib
+import itertools
 import math
 import random
 import time
@@ -36,6 +37,7 @@ __all__ = [
     "DATASET_NAMES",
     "cell_key",
     "estimate_seconds",
+    "grid_cells",
     "load_split",
     "run_cells",
     "seeded",
@@ -53,6 +55,12 @@ _TIMED_BATCHES = 5
 def cell_key(dataset, model, method):
     """The name of a cell in ``results.json``: ``"mnist/MLP/AMR"``."""
     return f"{dataset}/{model}/{method}"
+
+
+def grid_cells(config):
+    """Every (dataset, model, method) of the configuration's ``datasets``, ``models`` and
+    ``methods``, in that order."""
+    return list(itertools.product(config["datasets"], config["models"], config["methods"]))
 
 
 def skip_reason(dataset, data_home):

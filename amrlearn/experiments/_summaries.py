@@ -222,8 +222,9 @@ def amr_verdicts(results, groups, *, ratio=MARGIN_RATIO):
     return lines
 
 
-def ortho_lines(results, groups, methods):
-    """The orthogonality penalty each cell ended with, per (dataset, model).
+def ortho_lines(results, groups, methods, *, note=""):
+    """The orthogonality penalty each cell ended with, per (dataset, model), under a
+    heading that ends with ``note``; no lines where no cell has been run.
 
     Not a verdict: it tells how far the Lipschitz control of LCR and AMR (beta > 0) got
     in the run, which is where a short run differs most from the paper's 200 epochs.
@@ -237,7 +238,13 @@ def ortho_lines(results, groups, methods):
                 parts.append(f"{method} {cell['ortho_penalty']:.1f}")
         if parts:
             lines.append(f"- {dataset}/{model}: " + ", ".join(parts))
-    return lines
+    if not lines:
+        return []
+    head = (
+        "Orthogonality penalty sum_l ||W_l W_l^T - I||_F^2 at the end of training "
+        f"(beta > 0 for LCR and AMR){note}:"
+    )
+    return ["", head, *lines]
 
 
 def claim_block(title, lines):

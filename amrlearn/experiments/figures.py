@@ -24,7 +24,7 @@ from .._paper import (
     N_POINTS,
     TRACK_EPOCHS,
 )
-from ._runner import DATASET_NAMES, cell_key, run_cells
+from ._runner import DATASET_NAMES, cell_key, grid_cells, run_cells
 from ._summaries import claim_block, status_lines, tradeoff_verdicts, verdict_line
 
 __all__ = ["default_config", "plot", "run", "summarize"]
@@ -109,18 +109,9 @@ def default_config(mode="quick"):
     }
 
 
-def _cells(config):
-    return [
-        (d, m, meth)
-        for d in config["datasets"]
-        for m in config["models"]
-        for meth in config["methods"]
-    ]
-
-
 def run(config, out_dir):
     """Train every cell with margin tracking; writes ``out_dir/results.json`` cell by cell."""
-    return run_cells("figures", _cells(config), config, Path(out_dir), track=lambda cell: True)
+    return run_cells("figures", grid_cells(config), config, Path(out_dir), track=lambda cell: True)
 
 
 def _title(dataset, model):

@@ -23,7 +23,7 @@ from .._paper import (
     TRACK_EPOCHS,
 )
 from ._paper import EPS
-from ._runner import cell_key, run_cells
+from ._runner import cell_key, grid_cells, run_cells
 from ._summaries import (
     amr_verdicts,
     claim_block,
@@ -131,19 +131,10 @@ def default_config(mode="quick"):
     }
 
 
-def _cells(config):
-    return [
-        (d, m, meth)
-        for d in config["datasets"]
-        for m in config["models"]
-        for meth in config["methods"]
-    ]
-
-
 def run(config, out_dir):
     """Train and measure every cell; writes ``out_dir/results.json`` cell by cell."""
     return run_cells(
-        "table1", _cells(config), config, Path(out_dir), track=lambda cell: cell[2] == "Std"
+        "table1", grid_cells(config), config, Path(out_dir), track=lambda cell: cell[2] == "Std"
     )
 
 
@@ -157,7 +148,7 @@ def plot(results, out_dir):
 def summarize(results):
     """The Markdown table next to the paper's, then one verdict line per claim."""
     cfg = results["config"]
-    cells = _cells(cfg)
+    cells = grid_cells(cfg)
     groups = list(dict.fromkeys((d, m) for d, m, _ in cells))
     v = amr_verdicts(results, groups)
     std_keys = [cell_key(d, m, "Std") for d, m in groups]
@@ -186,15 +177,12 @@ def summarize(results):
         "eps than both",
         v["ablation"],
     )
-    ortho = ortho_lines(results, groups, cfg["methods"])
-    if ortho:
-        out += [
-            "",
-            "Orthogonality penalty sum_l ||W_l W_l^T - I||_F^2 at the end of training "
-            "(beta > 0 for LCR and AMR). AMR enlarges the feature-space margin of eq. (14); "
-            "it carries over to the input space only as far as this penalty keeps the "
-            "layers' Lipschitz constants near 1:",
-            *ortho,
-        ]
+    out += ortho_lines(
+        results,
+        groups,
+        cfg["methods"],
+        note=". AMR enlarges the feature-space margin of eq. (14); it carries over to the "
+        "input space only as far as this penalty keeps the layers' Lipschitz constants near 1",
+    )
     out += ["", *status_lines(results)]
     return "\n".join(out)

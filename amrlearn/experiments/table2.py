@@ -222,13 +222,6 @@ def summarize(results):
         "accuracy at the largest eps than both",
         v["ablation"],
     )
-    ortho = ortho_lines(results, groups, cfg["methods"])
-    if ortho:
-        out += [
-            "",
-            "Orthogonality penalty sum_l ||W_l W_l^T - I||_F^2 at the end of training "
-            "(beta > 0 for LCR and AMR):",
-            *ortho,
-        ]
+    out += ortho_lines(results, groups, cfg["methods"])
     out += ["", *status_lines(results)]
     return "\n".join(out)

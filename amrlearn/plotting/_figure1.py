@@ -35,8 +35,9 @@ def plot_histogram_counts(edges, counts, titles, *, ncols=None):
     n = len(counts)
     ncols = ncols or n
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.5 * nrows), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.0 * ncols, 2.5 * nrows), squeeze=False, sharex=True
+    )
     for ax, c, t in zip(axes.ravel(), counts, titles):
         ax.stairs(np.asarray(c, float), np.asarray(edges, float), fill=True, alpha=0.85)
         ax.axvline(0.0, color="k", lw=0.8, ls=":")
@@ -81,8 +82,7 @@ def plot_adversarial_grid(images, row_labels, col_labels, *, image_shape, col_va
 
     images = np.asarray(images, dtype=float)
     n_rows, n_cols = images.shape[:2]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols, 1.8 * n_rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols, 1.8 * n_rows), squeeze=False)
     for i in range(n_rows):
         for j in range(n_cols):
             ax = axes[i, j]
@@ -124,8 +124,9 @@ def plot_training_curves(epochs, loss, train_error, test_error):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
-    for ax, values, title in zip(axes, (loss, train_error, test_error),
-                                 ("training loss", "training error", "test error")):
+    for ax, values, title in zip(
+        axes, (loss, train_error, test_error), ("training loss", "training error", "test error")
+    ):
         ax.plot(epochs, values)
         ax.set_xscale("log")
         ax.set_xlabel("epoch")

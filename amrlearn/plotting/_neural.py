@@ -14,8 +14,7 @@ def _grid(n_panels, ncols, width=3.4, height=2.7):
 
     ncols = max(1, min(ncols, n_panels))
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     for ax in axes.ravel()[n_panels:]:
         ax.set_visible(False)
     return fig, axes.ravel()
@@ -55,8 +54,9 @@ def plot_margin_paths(panels, *, ylabel="margin", logx=True, ncols=3, suptitle=N
 
     fig, axes = _grid(len(panels), ncols)
     for ax, (title, panel) in zip(axes, panels.items()):
-        plot_margin_path(panel["epochs"], panel["series"], ax=ax, logx=logx, ylabel=ylabel,
-                         title=title)
+        plot_margin_path(
+            panel["epochs"], panel["series"], ax=ax, logx=logx, ylabel=ylabel, title=title
+        )
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -143,8 +143,7 @@ def plot_robust_accuracy(panels, *, ncols=4):
             ax.plot(p["eps"], acc, marker="o", color=f"C{i}", label=name)
             ref = (p.get("paper") or {}).get(name)
             if ref is not None:
-                ax.plot(p["eps"], ref, ls="--", color=f"C{i}", alpha=0.6,
-                        label=f"{name} (paper)")
+                ax.plot(p["eps"], ref, ls="--", color=f"C{i}", alpha=0.6, label=f"{name} (paper)")
         ax.set_xlabel("l2 eps")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
