@@ -95,3 +95,27 @@ def test_no_import_cycle_in_amrlearn():
     assert "amrlearn.metrics" in graph["amrlearn.experiments.figure1"]  # it sees imports
     cycle = _find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_library_code_never_sets_the_matplotlib_backend():
+    """Only the ``amrlearn`` command, an application, may call ``matplotlib.use``; the
+    docstring examples (strings, not code) may too."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "amrlearn"
+    callers = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            func = getattr(node, "func", None)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(func, ast.Attribute)
+                and func.attr == "use"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "matplotlib"
+            ):
+                callers.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert callers == []
