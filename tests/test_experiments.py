@@ -349,3 +349,25 @@ def test_crop_flip_augments_the_training_batches_only():
     plain.set_params(iterator_train__shuffle=False, batch_size=16).initialize()
     Xp, _ = next(iter(plain.get_iterator(plain.get_dataset(Xm, y), training=True)))
     np.testing.assert_array_equal(Xp.cpu().numpy(), Xm)
+
+
+def test_appendix_f_numbers_have_one_home():
+    """The tracker, the bounds, the models and the experiments read Appendix F's numbers
+    from amrlearn._paper instead of writing them again."""
+    from amrlearn import _paper
+    from amrlearn.experiments import _recipe
+    from amrlearn.metrics._bounds import PAPER_BOUND_PARAMS
+    from amrlearn.neural import MarginTracker, models
+
+    assert MarginTracker().epochs is _paper.TRACK_EPOCHS
+    assert PAPER_BOUND_PARAMS == _paper.BOUND_BUDGET
+    assert models.INPUT_SHAPES is _paper.INPUT_SHAPES
+    assert table2.default_config("full")["tau"] == {
+        f"{d}/{m}": _paper.TAU[d, m] for d, m in table2.GROUPS
+    }
+    full = figures.default_config("full")["track"]
+    assert full["epochs"]["default"] == list(_paper.TRACK_EPOCHS)
+    assert {k: full[k] for k in _paper.BOUND_BUDGET} == _paper.BOUND_BUDGET
+    assert (
+        _recipe.method_params("Adv", "cifar10", "ConvNet", {})["eps"] == _paper.ADV_EPS["cifar10"]
+    )
