@@ -219,27 +219,6 @@ def _bound_params(spec, config, device):
     }
 
 
-class _CropFlip:
-    """Random crop (4-pixel zero padding) and horizontal flip, the augmentation that the
-    paper uses for LeNetSmall on CIFAR-10; a skorch ``dataset`` class."""
-
-    def __new__(cls, X, y=None, **kwargs):
-        import torch
-        from skorch.dataset import Dataset
-
-        class CropFlipDataset(Dataset):
-            def __getitem__(self, i):
-                x, yi = super().__getitem__(i)
-                x = torch.as_tensor(x)
-                if torch.rand(()) < 0.5:
-                    x = torch.flip(x, dims=(-1,))
-                padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
-                dx, dy = torch.randint(0, 9, (2,)).tolist()
-                return padded[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]], yi
-
-        return CropFlipDataset(X, y, **kwargs)
-
-
 def _module_kwargs(model, dataset):
     from ..neural.models import INPUT_SHAPES
 
@@ -282,9 +261,11 @@ def _build_net(dataset, model, method, config, data, device, *, callbacks, n_epo
     for key, value in module_kwargs.items():
         common[f"module__{key}"] = value
     if config.get("augment", {}).get(f"{dataset}/{model}"):
-        common["dataset"] = _CropFlip
+        # Appendix F's crop and flip, on the training batches only.
+        common["iterator_train__transform"] = neural.random_crop_flip
     if method == "Adv":
-        return neural.AdversarialNeuralNetClassifier(**common, **params), params
+        attack = {f"attack__{key}": value for key, value in params.items()}
+        return neural.AdversarialNeuralNetClassifier(**common, **attack), params
     return neural.AMRNeuralNetClassifier(**common, **params), params
 
 
