@@ -136,6 +136,8 @@ def test_bad_inputs_get_clear_errors(cls):
         _net(cls).fit(X, X[:, 0])
     with pytest.raises(ValueError, match="60 samples but y has 59"):
         _net(cls).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        _net(cls, classes=[1, 0]).fit(X, y)
     net = _net(cls).fit(X, y)
     for bad in (np.nan, np.inf):
         Xb = X.copy()
@@ -272,7 +274,7 @@ class _ScaledLogits(torch.nn.Module):
 
 def test_a_linear_layer_that_does_not_produce_the_logits_is_refused_when_needed():
     X, y = _images()
-    with pytest.raises(ValueError, match=r"output of its layer 'lin' is not the module's output"):
+    with pytest.raises(ValueError, match=r"layer 'lin' is not the module's output.*lam=0"):
         AMRNeuralNetClassifier(_ScaledLogits, max_epochs=1, verbose=0).fit(X, y)
     with pytest.raises(ValueError, match=r"output of its layer '1' is not"):
         AMRNeuralNetClassifier(_sequential(), feature_layer="1", max_epochs=1, verbose=0).fit(X, y)
@@ -394,3 +396,21 @@ def test_experiments_augment_the_training_batches_only(method):
     assert not hasattr(net, "iterator_valid__transform")
     if method == "Adv":
         assert net.attack__eps == params["eps"] == 0.4
+
+
+def test_readme_neural_snippet_runs():
+    import re
+    from pathlib import Path
+
+    from amrlearn.datasets import DatasetNotFoundError, load_mnist
+
+    try:
+        X, y = load_mnist(subset="test", classes=(0, 1), return_X_y=True)
+    except DatasetNotFoundError:
+        pytest.skip("MNIST is not in the data home ($AMRLEARN_DATA)")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "nn." in b)
+    namespace = {"X": X, "y": y}
+    exec(compile(block.replace("print(", "(", 1), "README.md", "exec"), namespace)  # noqa: S102
+    net = namespace["net"]
+    assert net.feature_layer_ == "2" and net.score(X, y) > 0.95

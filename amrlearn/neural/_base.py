@@ -206,8 +206,11 @@ class FeatureMarginNet(NeuralNetClassifier):
             )
         return super().get_loss(logits, y_true, X=X, training=training)
 
-    def _logits_features_layer(self, y_pred):
-        """``(logits, features, last linear layer)`` of a forward output, or a clear error."""
+    def _logits_features_layer(self, y_pred, alternative=""):
+        """``(logits, features, last linear layer)`` of a forward output, or a clear error.
+
+        ``alternative`` ends the error message (", or train with lam=0.").
+        """
         if not (isinstance(y_pred, tuple | list) and len(y_pred) >= 2):
             where = (
                 "the module has no torch.nn.Linear layer"
@@ -217,8 +220,7 @@ class FeatureMarginNet(NeuralNetClassifier):
             raise ValueError(
                 f"{type(self).__name__} needs the features of eq. (14), the input of the "
                 f"linear layer that produces the logits, but {where}. Name that layer with "
-                "feature_layer='...', or return (logits, features) from forward"
-                + (", or train with lam=0." if hasattr(self, "lam") else ".")
+                f"feature_layer='...', or return (logits, features) from forward{alternative}."
             )
         logits, features = y_pred[0], y_pred[1]
         shape = (logits.shape[1], features.shape[1])
@@ -244,6 +246,12 @@ class FeatureMarginNet(NeuralNetClassifier):
         Returns
         -------
         margins : ndarray of shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            If the features are unknown: the module has no ``nn.Linear`` that produces
+            its logits, and does not return ``(logits, features)``.
         """
         self.check_is_fitted()
         margins, preds = [], []

@@ -177,7 +177,9 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
         """``- lam * margin term + beta * orthogonality penalty`` of objective (15)."""
         reg = 0.0
         if self.lam > 0:
-            logits, features, layer = self._logits_features_layer(y_pred)
+            logits, features, layer = self._logits_features_layer(
+                y_pred, alternative=", or train with lam=0"
+            )
             y_true = to_tensor(y_true, device=logits.device).long()
             m = feature_margin(
                 features, layer.weight, layer.bias, y_true, normalize=self.margin == "feature"
