@@ -116,10 +116,11 @@ def eval_mode(module):
     >>> net.training, net[1].training
     (True, False)
     """
-    modes = [(m, m.training) for m in module.modules()]
+    modes = [(m, m.training) for m in module.modules()]  # parents before children
     module.eval()
     try:
         yield module
     finally:
         for m, mode in modes:
-            m.training = mode
+            if m.training != mode:
+                m.train(mode)  # through train(), which a module may override
