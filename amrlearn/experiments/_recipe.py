@@ -39,10 +39,6 @@ _FLAT_MODELS = ("LR", "MLP")
 #: ``steps * step_size`` is this many times eps, enough to reach the sphere and move on it.
 _AUTO_STEP_PATH = 2.5
 
-#: Random-crop padding of the CIFAR-10 augmentation (pixels on each side).
-_CROP_PAD = 4
-
-
 def per_model(value, model):
     """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
     ``value`` itself otherwise.
@@ -114,46 +110,6 @@ def bound_params(spec, config, device):
     }
 
 
-def crop_flip(X):
-    """Random crop (zero padding of 4 pixels) and horizontal flip of a batch of images.
-
-    The augmentation that the paper uses for LeNetSmall on CIFAR-10. Draws from torch's
-    global generator, which the experiments seed.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from amrlearn.experiments._recipe import crop_flip
-    >>> _ = torch.manual_seed(0)
-    >>> crop_flip(torch.ones(5, 3, 8, 8)).shape
-    torch.Size([5, 3, 8, 8])
-    """
-    import torch
-
-    n, h, w = len(X), X.shape[-2], X.shape[-1]
-    flip = torch.rand(n) < 0.5
-    X = torch.where(flip.view(-1, *[1] * (X.dim() - 1)).to(X.device), X.flip(-1), X)
-    padded = torch.nn.functional.pad(X, (_CROP_PAD,) * 4)
-    offsets = torch.randint(0, 2 * _CROP_PAD + 1, (n, 2)).tolist()
-    return torch.stack(
-        [padded[i, ..., dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)]
-    )
-
-
-def _crop_flip_loader():
-    import torch
-
-    class CropFlipLoader(torch.utils.data.DataLoader):
-        """A DataLoader whose batches are augmented by :func:`crop_flip`: the training
-        iterator only, so that predictions and validation see the images as they are."""
-
-        def __iter__(self):
-            for X, y in super().__iter__():
-                yield crop_flip(X), y
-
-    return CropFlipLoader
-
-
 def module_kwargs(model, dataset):
     """The module's arguments: the input size of a flat model, else the dataset."""
     if model in _FLAT_MODELS:
@@ -212,10 +168,11 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
     for key, value in module_kwargs(model, dataset).items():
         common[f"module__{key}"] = value
     if config.get("augment", {}).get(f"{dataset}/{model}"):
-        # Only the training iterator augments; batches come from a DataLoader.
-        common.update(data_on_device=False, iterator_train=_crop_flip_loader())
+        # Appendix F's crop and flip, on the training batches only.
+        common["iterator_train__transform"] = neural.random_crop_flip
     if method == "Adv":
-        return neural.AdversarialNeuralNetClassifier(**common, **params), params
+        attack = {f"attack__{key}": value for key, value in params.items()}
+        return neural.AdversarialNeuralNetClassifier(**common, **attack), params
     return neural.AMRNeuralNetClassifier(**common, **params), params
 
 

@@ -3,20 +3,24 @@
 ``AMRNeuralNetClassifier`` (with ``lam=0, beta=0`` for standard training and ``lam=0,
 beta>0`` for Lipschitz constant regularization), ``AdversarialNeuralNetClassifier`` (PGD
 adversarial training), the models of Appendix F in :mod:`amrlearn.neural.models`, the
-``MarginTracker`` callback, and the pure functions ``feature_margin`` (eq. 14) and
-``orthogonality_penalty``.
+``MarginTracker`` callback, the pure functions ``feature_margin`` (eq. 14) and
+``orthogonality_penalty``, and the nets' batch iterator ``BatchLoader`` with the
+training-batch augmentation ``random_crop_flip``.
 """
 
 from . import models
 from ._callbacks import MarginTracker
+from ._data import BatchLoader, random_crop_flip
 from ._net import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier
 from ._penalties import feature_margin, orthogonality_penalty
 
 __all__ = [
     "AMRNeuralNetClassifier",
     "AdversarialNeuralNetClassifier",
+    "BatchLoader",
     "MarginTracker",
     "feature_margin",
     "models",
     "orthogonality_penalty",
+    "random_crop_flip",
 ]

@@ -1,240 +1,30 @@
 """skorch estimators of section 4.2: the AMR objective (15) and the PGD adversarial baseline.
 
-The maths lives in :mod:`amrlearn.neural._penalties`; these classes only wire it into
-skorch's documented extension points (``get_loss``, ``train_step_single``,
-``get_dataset``, ``get_iterator``) and never touch ``fit`` or the training loop.
+The maths lives in :mod:`amrlearn.neural._penalties`; the data, labels and features are
+handled by the base class in :mod:`amrlearn.neural._base`. These classes only add the
+loss of objective (15) (``get_loss``) and the adversarial training step
+(``train_step_single``, with an ``attack`` built in ``initialize_attack``), through
+skorch's documented extension points.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier
-from skorch.dataset import Dataset, unpack_data
-from skorch.utils import is_dataset, to_numpy, to_tensor
+from sklearn.base import clone
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 
-from ..utils._compat import Interval, StrOptions, validate_parameter_constraints
-from ._penalties import amr_margin_term, feature_margin, last_linear_layer, orthogonality_penalty
+from ..attacks import L2PGD
+from ..utils._compat import HasMethods, Interval, StrOptions
+from ._base import NET_PARAMS_DOC, FeatureMarginNet, logits_of, validate_constraints
+from ._features import eval_mode
+from ._penalties import amr_margin_term, feature_margin, orthogonality_penalty
 
 __all__ = ["AMRNeuralNetClassifier", "AdversarialNeuralNetClassifier"]
 
 
-def _logits(y_pred):
-    """The first output of a module that returns ``(logits, features)``."""
-    return y_pred[0] if isinstance(y_pred, tuple | list) else y_pred
-
-
-def _split_output(y_pred):
-    if not (isinstance(y_pred, tuple | list) and len(y_pred) >= 2):
-        raise ValueError(
-            "The module must return a tuple (logits, features), where features is the input "
-            "of its last linear layer; see amrlearn.neural.models."
-        )
-    return y_pred[0], y_pred[1]
-
-
-class _DeviceBatches:
-    """Mini-batches sliced from tensors that already live on the device.
-
-    A stand-in for ``torch.utils.data.DataLoader`` when the whole data set fits on the
-    device: one ``randperm`` and one ``index_select`` per batch, instead of indexing and
-    collating ``batch_size`` single samples.
-    """
-
-    def __init__(self, X, y, batch_size, shuffle=False):
-        self.X = X
-        self.y = y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-
-    def __len__(self):
-        return (len(self.X) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        n = len(self.X)
-        order = torch.randperm(n, device=self.X.device) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                sl = slice(start, start + self.batch_size)
-                xb = self.X[sl]
-                yb = self.y[sl] if self.y is not None else None
-            else:
-                idx = order[start : start + self.batch_size]
-                xb = self.X.index_select(0, idx)
-                yb = self.y.index_select(0, idx) if self.y is not None else None
-            if yb is None:  # skorch's placeholder target when predicting
-                yb = torch.zeros(len(xb), device=xb.device)
-            yield xb, yb
-
-
-class _FeatureMarginNet(NeuralNetClassifier):
-    """Shared base: the paper's training settings, data handling and ``feature_margins``."""
-
-    _parameter_constraints = {"data_on_device": ["boolean"]}
-
-    def __init__(
-        self,
-        module,
-        *args,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=torch.optim.SGD,
-        lr=0.01,
-        batch_size=128,
-        train_split=None,
-        data_on_device=False,
-        **kwargs,
-    ):
-        if optimizer is torch.optim.SGD:
-            # Appendix F: SGD with Nesterov momentum 0.9. Only for SGD, so that another
-            # optimizer does not receive arguments it does not know.
-            kwargs.setdefault("optimizer__momentum", 0.9)
-            kwargs.setdefault("optimizer__nesterov", True)
-        super().__init__(
-            module,
-            *args,
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            batch_size=batch_size,
-            train_split=train_split,
-            **kwargs,
-        )
-        self.data_on_device = data_on_device
-
-    # ---------------------------------------------------------------- validation
-    def _validate_params(self):
-        super()._validate_params()
-        constraints = {}
-        for klass in reversed(type(self).__mro__):
-            constraints.update(getattr(klass, "_parameter_constraints", {}))
-        validate_parameter_constraints(
-            constraints,
-            {name: getattr(self, name) for name in constraints},
-            caller_name=type(self).__name__,
-        )
-
-    def check_data(self, X, y):
-        super().check_data(X, y)
-        if is_dataset(X):
-            return
-        if isinstance(X, np.ndarray | torch.Tensor):
-            finite = (
-                torch.isfinite(X).all().item()
-                if isinstance(X, torch.Tensor)
-                else np.isfinite(X).all()
-            )
-            if not finite:
-                raise ValueError("Input X contains NaN or infinity.")
-        if y is not None:
-            y_arr = to_numpy(y) if isinstance(y, torch.Tensor) else np.asarray(y)
-            if y_arr.ndim != 1:
-                raise ValueError(f"y must be 1-dimensional, got shape {y_arr.shape}.")
-            if len(np.unique(y_arr)) < 2:
-                raise ValueError("The training data contain a single class; need at least two.")
-
-    # ------------------------------------------------------------------ data
-    def _prepare_array(self, A, dtype):
-        """Cast numpy input to the dtype torch layers expect; move it if asked."""
-        if isinstance(A, np.ndarray):
-            if dtype is np.float32 and np.issubdtype(A.dtype, np.floating):
-                A = A.astype(np.float32, copy=False)
-            elif dtype is np.int64 and np.issubdtype(A.dtype, np.integer):
-                A = A.astype(np.int64, copy=False)
-        if self.data_on_device and isinstance(A, np.ndarray | torch.Tensor):
-            A = torch.as_tensor(A, device=self.device)
-        return A
-
-    def get_dataset(self, X, y=None):
-        if not is_dataset(X):
-            X = self._prepare_array(X, np.float32)
-            if y is not None:
-                y = self._prepare_array(y, np.int64)
-        return super().get_dataset(X, y)
-
-    def get_iterator(self, dataset, training=False):
-        if (
-            self.data_on_device
-            and type(dataset) is Dataset
-            and isinstance(dataset.X, torch.Tensor)
-            and (dataset.y is None or isinstance(dataset.y, torch.Tensor))
-        ):
-            kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-            batch_size = kwargs.get("batch_size", self.batch_size)
-            if batch_size == -1:
-                batch_size = len(dataset)
-            return _DeviceBatches(
-                dataset.X, dataset.y, batch_size, shuffle=bool(kwargs.get("shuffle", False))
-            )
-        return super().get_iterator(dataset, training=training)
-
-    # ------------------------------------------------------------------ loss
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        # The module returns (logits, features): the criterion sees the logits.
-        return super().get_loss(_logits(y_pred), y_true, X=X, training=training)
-
-    # --------------------------------------------------------------- margins
-    def feature_margins(self, X, y=None):
-        """Signed feature-space margins of eq. (14), one per sample.
-
-        The distance in feature space from ``Phi(x)`` to the boundary of the predicted
-        class's region (always normalized by ``||w_c - w_k||``, whatever ``margin`` the
-        net was trained with), negated where the prediction differs from ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
-        y : array-like of shape (n_samples,), default=None
-            True labels (class indices). ``None`` gives unsigned distances.
-
-        Returns
-        -------
-        margins : ndarray of shape (n_samples,)
-        """
-        self.check_is_fitted()
-        layer = None
-        margins, preds = [], []
-        for y_pred in self.forward_iter(X, training=False, device=self.device):
-            logits, features = _split_output(y_pred)
-            if layer is None:
-                layer = last_linear_layer(self.module_, features.shape[1], logits.shape[1])
-            with torch.no_grad():
-                margins.append(feature_margin(features, layer.weight, layer.bias).cpu())
-                preds.append(logits.argmax(dim=1).cpu())  # what predict returns
-        margins = torch.cat(margins).numpy().astype(np.float64)
-        if y is not None:
-            y = to_numpy(y) if isinstance(y, torch.Tensor) else np.asarray(y)
-            if y.shape != margins.shape:
-                raise ValueError(f"y has shape {y.shape}, expected {margins.shape}.")
-            margins = np.where(torch.cat(preds).numpy() == y, margins, -margins)
-        return margins
-
-
-_NET_PARAMS = """
-    module : torch module class or instance
-        A module that returns ``(logits, features)``, with ``features`` the input of its
-        last linear layer (see :mod:`amrlearn.neural.models`); constructor arguments go
-        in ``module__...`` (``module__in_features=784``).
-    criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
-    optimizer : torch optimizer class, default=torch.optim.SGD
-        With ``torch.optim.SGD``, ``optimizer__momentum=0.9`` and
-        ``optimizer__nesterov=True`` are the defaults (Appendix F).
-    lr : float, default=0.01
-    batch_size : int, default=128
-    train_split : callable or None, default=None
-        The paper trains on the full training set: no validation split is held out
-        (skorch's own default holds out 20%).
-    data_on_device : bool, default=False
-        Move numpy or tensor ``X`` and ``y`` to ``device`` once per ``fit``/``predict``
-        and slice mini-batches there, instead of going through a ``DataLoader``. For data
-        sets that fit in device memory (MNIST, CIFAR-10 on a GPU); it also makes CPU
-        epochs faster. Shuffling follows ``iterator_train__shuffle``.
-    **kwargs
-        Every other parameter of :class:`skorch.NeuralNetClassifier` (``max_epochs``,
-        ``device``, ``callbacks``, ``verbose``, ``iterator_train__shuffle``...).
-"""
-
-
-class AMRNeuralNetClassifier(_FeatureMarginNet):
+class AMRNeuralNetClassifier(FeatureMarginNet):
     __doc__ = f"""Neural net trained with the average margin regularizer, objective (15).
 
     The loss of a batch of ``n`` samples is
@@ -276,15 +66,16 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
         :func:`~amrlearn.neural.orthogonality_penalty`). The exact penalty costs
         ``O(out * in * min(out, in))`` per step whatever the batch size; on a CPU, for a
         1024-unit MLP, that is several times a batch's forward and backward passes
-        (``benchmarks/bench_training_cost.py`` on 2 CPU cores: an AMR epoch 6.9x a standard
-        one with the exact penalty, 2.0x with ``ortho_probes=8``).
-{_NET_PARAMS}
+        (measured in ``benchmarks/bench_training_cost.py``).
+{NET_PARAMS_DOC}
     Attributes
     ----------
     module_ : torch.nn.Module
         The trained module.
-    classes_ : ndarray
-        Class labels seen in ``fit``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen in ``fit``, sorted; logit ``k`` is the class ``classes_[k]``.
+    feature_layer_ : str or None
+        Name of the linear layer whose input is ``Phi(x)`` (``None``: no ``nn.Linear``).
     history : skorch.History
         Per-epoch and per-batch records (``train_loss``, and what callbacks such as
         :class:`~amrlearn.neural.MarginTracker` add).
@@ -322,9 +113,21 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
     (64,)
     >>> net.feature_margins(X, y).shape
     (64,)
+
+    Any module that returns logits, here an ``nn.Sequential``, and any labels:
+
+    >>> import torch
+    >>> mlp = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    >>> labels = np.where(y == 1, "cat", "dog")
+    >>> net = AMRNeuralNetClassifier(mlp, max_epochs=3, random_state=0, verbose=0)
+    >>> net.fit(X, labels).classes_.tolist(), net.feature_layer_
+    (['cat', 'dog'], '2')
+    >>> set(net.predict(X)) <= set(labels)
+    True
     """
 
     _parameter_constraints = {
+        **FeatureMarginNet._parameter_constraints,
         "lam": [Interval(Real, 0, None, closed="left")],
         "tau": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -353,51 +156,84 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
         self.gram = gram
         self.ortho_probes = ortho_probes
 
+    def initialize(self):
+        super().initialize()
+        if self.lam > 0 and self.feature_layer_ is None:
+            raise ValueError(
+                f"lam={self.lam} needs the features of eq. (14), the input of the linear "
+                f"layer that produces the logits, but {type(self.module_).__name__} has no "
+                "torch.nn.Linear layer. End the module with an nn.Linear (named with "
+                "feature_layer='...' if it is not the last one), return (logits, features) "
+                "from forward, or train with lam=0."
+            )
+        return self
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        logits, features = _split_output(y_pred)
-        loss = super().get_loss(logits, y_true, X=X, training=training)
+        """Objective (15): the cross-entropy plus :meth:`_regularizer`."""
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        return loss + self._regularizer(y_pred, y_true)
+
+    def _regularizer(self, y_pred, y_true):
+        """``- lam * margin term + beta * orthogonality penalty`` of objective (15)."""
+        reg = 0.0
         if self.lam > 0:
+            logits, features, layer = self._logits_features_layer(
+                y_pred, alternative=", or train with lam=0"
+            )
             y_true = to_tensor(y_true, device=logits.device).long()
-            layer = last_linear_layer(self.module_, features.shape[1], logits.shape[1])
             m = feature_margin(
                 features, layer.weight, layer.bias, y_true, normalize=self.margin == "feature"
             )
             correct = logits.argmax(dim=1) == y_true
-            loss = loss - self.lam * amr_margin_term(m, correct, self.tau)
+            reg = reg - self.lam * amr_margin_term(m, correct, self.tau)
         if self.beta > 0:
-            loss = loss + self.beta * orthogonality_penalty(
+            reg = reg + self.beta * orthogonality_penalty(
                 self.module_, gram=self.gram, n_probes=self.ortho_probes
             )
-        return loss
+        return reg
 
 
-class AdversarialNeuralNetClassifier(_FeatureMarginNet):
+#: Appendix F's PGD training attack: 40 steps of 0.01 in an l2 ball of radius 2 (MNIST),
+#: from a random start, every step run (Madry et al. train on the last iterate's best).
+L2PGD_TRAINING_DEFAULTS = {
+    "eps": 2.0,
+    "steps": 40,
+    "step_size": 0.01,
+    "random_start": True,
+    "clip": (0.0, 1.0),
+    "early_stop": False,
+}
+
+
+class AdversarialNeuralNetClassifier(FeatureMarginNet):
     __doc__ = f"""PGD adversarial training (Madry et al.) with an l2 budget, the paper's Adv.
 
-    Each training batch is replaced by its l2 PGD adversarial examples (Appendix F: 40
-    steps of size 0.01, ``eps=2.0`` on MNIST and ``eps=0.4`` on CIFAR-10, random start),
-    computed by :class:`amrlearn.attacks.L2PGD` with the module in eval mode, and the
-    cross-entropy of those is minimized. Prediction and validation use clean inputs.
+    Each training batch is replaced by its adversarial examples, computed by ``attack_``
+    with the module in eval mode, and the cross-entropy of those is minimized. Prediction
+    and validation use clean inputs. The default attack is Appendix F's:
+    :class:`amrlearn.attacks.L2PGD` with 40 steps of size 0.01, ``eps=2.0`` (MNIST; use
+    ``attack__eps=0.4`` on CIFAR-10), a random start, every step run, and the box
+    ``clip=(0, 1)``.
 
     Parameters
     ----------
-    eps : float, default=2.0
-        l2 budget of the attack (2.0 for MNIST; use 0.4 for CIFAR-10).
-    steps : int, default=40
-        PGD iterations per batch.
-    step_size : float, default=0.01
-        l2 length of each PGD step.
-    random_start : bool, default=True
-        Start from a uniform random point of the eps-ball.
-    clip : tuple of (float, float) or None, default=(0.0, 1.0)
-        Box of valid inputs (pixels in [0, 1]); ``None`` for no box.
-{_NET_PARAMS}
+    attack : attack class or instance, default=L2PGD
+        Anything with ``run(fn, x, y) -> x_adv`` on tensors (an
+        :class:`amrlearn.attacks.FixedEpsilonAttack`). Its parameters go in
+        ``attack__...`` (``attack__eps=0.4``, ``attack__steps=10``); with ``L2PGD`` the
+        defaults are ``attack__eps=2.0``, ``attack__steps=40``, ``attack__step_size=0.01``,
+        ``attack__random_start=True``, ``attack__clip=(0.0, 1.0)`` and
+        ``attack__early_stop=False``. Inputs outside the attack's ``clip`` box are
+        refused: rescale them (``X / 255``) or pass ``attack__clip=None``.
+{NET_PARAMS_DOC}
     Attributes
     ----------
     module_ : torch.nn.Module
         The trained module.
-    classes_ : ndarray
-        Class labels seen in ``fit``.
+    attack_ : attack
+        The attack built from ``attack`` and ``attack__*`` by :meth:`initialize_attack`.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen in ``fit``, sorted.
 
     See Also
     --------
@@ -420,49 +256,68 @@ class AdversarialNeuralNetClassifier(_FeatureMarginNet):
     >>> X = rng.uniform(size=(32, 5)).astype(np.float32)
     >>> y = (X[:, 0] > 0.5).astype(np.int64)
     >>> net = AdversarialNeuralNetClassifier(models.LR, module__in_features=5,
-    ...                                      module__n_classes=2, eps=0.1, steps=3,
-    ...                                      max_epochs=2, verbose=0)
+    ...                                      module__n_classes=2, attack__eps=0.1,
+    ...                                      attack__steps=3, max_epochs=2, verbose=0)
     >>> net.fit(X, y).predict(X).shape
     (32,)
+    >>> net.attack_.eps, net.attack_.steps
+    (0.1, 3)
     """
 
+    prefixes_ = [*FeatureMarginNet.prefixes_, "attack"]
+
     _parameter_constraints = {
-        "eps": [Interval(Real, 0, None, closed="left")],
-        "steps": [Interval(Integral, 0, None, closed="left")],
-        "step_size": [Interval(Real, 0, None, closed="left")],
-        "random_start": ["boolean"],
-        "clip": [tuple, None],
+        **FeatureMarginNet._parameter_constraints,
+        "attack": [HasMethods(["run"])],
     }
 
-    def __init__(
-        self,
-        module,
-        *args,
-        eps=2.0,
-        steps=40,
-        step_size=0.01,
-        random_start=True,
-        clip=(0.0, 1.0),
-        **kwargs,
-    ):
+    def __init__(self, module, *args, attack=L2PGD, **kwargs):
+        if attack is L2PGD:
+            for key, value in L2PGD_TRAINING_DEFAULTS.items():
+                kwargs.setdefault(f"attack__{key}", value)
         super().__init__(module, *args, **kwargs)
-        self.eps = eps
-        self.steps = steps
-        self.step_size = step_size
-        self.random_start = random_start
-        self.clip = clip
+        self.attack = attack
 
-    def _attack(self):
-        from ..attacks import L2PGD
+    def initialize(self):
+        super().initialize()
+        return self.initialize_attack()
 
-        return L2PGD(
-            eps=self.eps,
-            steps=self.steps,
-            step_size=self.step_size,
-            random_start=self.random_start,
-            clip=self.clip,
-            early_stop=False,  # Madry: run every step, train on the strongest iterate
-        )
+    def initialize_attack(self):
+        """Build ``attack_`` from ``attack`` and the ``attack__*`` parameters."""
+        kwargs = self.get_params_for("attack")
+        if isinstance(self.attack, type):
+            attack = self.attack(**kwargs)
+        else:
+            attack = clone(self.attack).set_params(**kwargs)
+        constraints = getattr(attack, "_parameter_constraints", None)
+        if constraints is not None:
+            validate_constraints(attack, constraints, attack.get_params(deep=False))
+        self.attack_ = attack
+        return self
+
+    def set_params(self, **kwargs):
+        attack = {k: v for k, v in kwargs.items() if k.split("__")[0] == "attack"}
+        rest = {k: v for k, v in kwargs.items() if k not in attack}
+        if rest or not self.initialized_:
+            super().set_params(**(rest if self.initialized_ else kwargs))
+        if attack and self.initialized_:
+            # skorch re-initializes torch parts only; the attack is rebuilt here.
+            for key, value in attack.items():
+                setattr(self, key, value)
+            self.initialize_attack()
+        return self
+
+    def _check_box(self, x):
+        clip = getattr(self.attack_, "clip", None)
+        if clip is None:
+            return
+        lo, hi = torch.aminmax(x.detach())
+        if lo < clip[0] or hi > clip[1]:
+            raise ValueError(
+                f"X has values in [{float(lo):g}, {float(hi):g}], outside the attack's box "
+                f"clip={tuple(clip)}: clipping would make the perturbations larger than eps. "
+                "Rescale X into the box (e.g. X / 255) or pass attack__clip=None."
+            )
 
     def train_step_single(self, batch, **fit_params):
         Xi, yi = unpack_data(batch)
@@ -473,13 +328,14 @@ class AdversarialNeuralNetClassifier(_FeatureMarginNet):
             )
         x = to_tensor(Xi, device=self.device)
         y = to_tensor(yi, device=self.device).long()
+        self._check_box(x)
 
         def logit_fn(inp):
-            return _logits(self.infer(inp, **fit_params))
+            return logits_of(self.module_(inp, **fit_params))
 
         # The attack sees the deterministic network (no dropout, frozen batch-norm
         # statistics); gradients it may leave on the parameters are cleared.
-        self._set_training(False)
-        x_adv = self._attack().run(logit_fn, x, y).detach()
+        with eval_mode(self.module_):
+            x_adv = self.attack_.run(logit_fn, x, y).detach()
         self.module_.zero_grad(set_to_none=True)
         return super().train_step_single((x_adv, y), **fit_params)

@@ -1,0 +1,328 @@
+"""The base of the nets of section 4.2: the paper's settings, data, labels and features.
+
+The data handling lives in :mod:`amrlearn.neural._data` and the feature capture in
+:mod:`amrlearn.neural._features`; this class wires them into skorch's documented extension
+points (``initialize_*``, ``check_data``, ``get_dataset``, ``infer``, ``get_loss``,
+``iterator_train``) and never touches ``fit`` or the training loop.
+"""
+
+from functools import partial
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.utils.multiclass import check_classification_targets
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
+from skorch.utils import is_dataset, to_numpy
+
+from ..utils._compat import Interval, validate_parameter_constraints
+from ._data import BatchLoader, check_input, check_shape, label_array
+from ._data import encode_labels as _encode_labels
+from ._features import find_feature_layer, forward_with_features
+from ._penalties import feature_margin, last_linear_layer
+
+__all__ = ["NET_PARAMS_DOC", "FeatureMarginNet", "logits_of", "validate_constraints"]
+
+
+def logits_of(y_pred):
+    """The first output of a module that returns ``(logits, features)``."""
+    return y_pred[0] if isinstance(y_pred, tuple | list) else y_pred
+
+
+def validate_constraints(estimator, constraints, params):
+    validate_parameter_constraints(constraints, params, caller_name=type(estimator).__name__)
+
+
+class FeatureMarginNet(NeuralNetClassifier):
+    """Shared base: the paper's training settings, data and labels, ``feature_margins``."""
+
+    _parameter_constraints = {
+        "data_on_device": ["boolean"],
+        "feature_layer": [str, None],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        module,
+        *args,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.01,
+        batch_size=128,
+        train_split=None,
+        iterator_train=BatchLoader,
+        iterator_valid=BatchLoader,
+        data_on_device=False,
+        feature_layer=None,
+        random_state=None,
+        **kwargs,
+    ):
+        if optimizer is torch.optim.SGD:
+            # Appendix F: SGD with Nesterov momentum 0.9. Only for SGD, so that another
+            # optimizer does not receive arguments it does not know.
+            kwargs.setdefault("optimizer__momentum", 0.9)
+            kwargs.setdefault("optimizer__nesterov", True)
+        super().__init__(
+            module,
+            *args,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            batch_size=batch_size,
+            train_split=train_split,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            **kwargs,
+        )
+        self.data_on_device = data_on_device
+        self.feature_layer = feature_layer
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ initialization
+    def initialize(self):
+        """Validate the hyperparameters, seed torch, and build the net's parts."""
+        validate_constraints(
+            self,
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+        )
+        if self.random_state is not None:
+            # Weights, shuffling, dropout and PGD starts all draw from torch's global
+            # generator: seeding it here makes a fit reproducible (skorch's own advice).
+            torch.manual_seed(self.random_state)
+        return super().initialize()
+
+    def initialize_module(self):
+        """Build ``module_`` and find the layer whose input is ``Phi(x)`` (``feature_layer_``)."""
+        super().initialize_module()
+        self.feature_layer_ = find_feature_layer(self.module_, self.feature_layer)
+        return self
+
+    def get_default_callbacks(self):
+        # skorch's valid_acc compares predict's labels with the dataset's targets, which
+        # are class codes here: map them back to labels.
+        return [
+            (
+                name,
+                EpochScoring(
+                    "accuracy",
+                    name="valid_acc",
+                    lower_is_better=False,
+                    target_extractor=self._codes_to_labels,
+                )
+                if name == "valid_acc"
+                else cb,
+            )
+            for name, cb in super().get_default_callbacks()
+        ]
+
+    # ----------------------------------------------------------------- labels
+    def encode_labels(self, y):
+        """Class index of each label of ``y``: the codes ``0..n_classes-1`` of ``classes_``.
+
+        The module is trained on these codes; column ``k`` of ``predict_proba`` (and of
+        the logits) is the class ``classes_[k]``. ``classes_`` is sorted, so the code of
+        ``y`` is ``np.searchsorted(classes_, y)``.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_samples,)
+            Labels seen in ``fit``.
+
+        Returns
+        -------
+        codes : ndarray of int64 of shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds a label that is not in ``classes_``.
+        """
+        return _encode_labels(self.classes_, y)
+
+    def _codes_to_labels(self, codes):
+        codes = to_numpy(codes) if isinstance(codes, torch.Tensor) else np.asarray(codes)
+        try:
+            classes = self.classes_
+        except AttributeError:  # trained on a Dataset without known classes
+            return codes
+        return np.asarray(classes)[codes]
+
+    # ------------------------------------------------------------------- data
+    def check_data(self, X, y):
+        if not is_dataset(X):
+            check_shape(X)
+            if y is None:
+                raise ValueError("y is required: pass the labels, or a Dataset holding them.")
+        if y is not None:
+            y = label_array(y)
+            check_classification_targets(y)
+            n_x = getattr(X, "shape", (None,))[0] if not is_dataset(X) else None
+            if n_x is not None and n_x != len(y):
+                raise ValueError(f"X has {n_x} samples but y has {len(y)}.")
+        super().check_data(X, y)  # sets classes_ to np.unique(y)
+        if y is not None and len(self.classes_) < 2:
+            raise ValueError("The training data contain a single class; need at least two.")
+
+    def get_dataset(self, X, y=None):
+        if is_dataset(X):
+            return super().get_dataset(X, y)
+        X = check_input(X)
+        if y is not None:
+            y = self.encode_labels(y)
+        if self.data_on_device:
+            if isinstance(X, np.ndarray | torch.Tensor):
+                X = torch.as_tensor(X, device=self.device)
+            if y is not None:
+                y = torch.as_tensor(y, device=self.device)
+        return super().get_dataset(X, y)
+
+    # --------------------------------------------------------- forward and loss
+    def infer(self, x, **fit_params):
+        """The module's output, as ``(logits, features)`` where the features are known.
+
+        A module that returns ``(logits, features)`` keeps its own. For a module that
+        returns logits alone, the features are the input of ``feature_layer_``, taken by
+        a forward hook during this one forward pass, provided that layer's output is the
+        module's output; otherwise the logits come back alone.
+        """
+        layer = self.feature_layer_
+        layer = None if layer is None else self.module_.get_submodule(layer)
+        return forward_with_features(partial(super().infer, **fit_params), layer, x)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        logits = logits_of(y_pred)
+        try:
+            n_classes = len(self.classes_)
+        except AttributeError:  # a Dataset without known classes: nothing to check
+            n_classes = logits.shape[1]
+        if logits.shape[1] != n_classes:
+            raise ValueError(
+                f"The module has {logits.shape[1]} outputs but y has {n_classes} classes "
+                f"{self.classes_.tolist()}; give the module one output per class (e.g. "
+                f"module__n_classes={n_classes})."
+            )
+        return super().get_loss(logits, y_true, X=X, training=training)
+
+    def _logits_features_layer(self, y_pred, alternative=""):
+        """``(logits, features, last linear layer)`` of a forward output, or a clear error.
+
+        ``alternative`` ends the error message (", or train with lam=0.").
+        """
+        if not (isinstance(y_pred, tuple | list) and len(y_pred) >= 2):
+            where = (
+                "the module has no torch.nn.Linear layer"
+                if self.feature_layer_ is None
+                else f"the output of its layer {self.feature_layer_!r} is not the module's output"
+            )
+            raise ValueError(
+                f"{type(self).__name__} needs the features of eq. (14), the input of the "
+                f"linear layer that produces the logits, but {where}. Name that layer with "
+                f"feature_layer='...', or return (logits, features) from forward{alternative}."
+            )
+        logits, features = y_pred[0], y_pred[1]
+        shape = (logits.shape[1], features.shape[1])
+        layer = self.feature_layer_
+        layer = None if layer is None else self.module_.get_submodule(layer)
+        if layer is None or tuple(layer.weight.shape) != shape:
+            layer = last_linear_layer(self.module_, shape[1], shape[0])
+        return logits, features, layer
+
+    def feature_margins(self, X, y=None):
+        """Signed feature-space margins of eq. (14), one per sample.
+
+        The distance in feature space from ``Phi(x)`` to the boundary of the predicted
+        class's region (always normalized by ``||w_c - w_k||``, whatever ``margin`` the
+        net was trained with), negated where the prediction differs from ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+        y : array-like of shape (n_samples,), default=None
+            True labels (from ``classes_``). ``None`` gives unsigned distances.
+
+        Returns
+        -------
+        margins : ndarray of shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            If the features are unknown: the module has no ``nn.Linear`` that produces
+            its logits, and does not return ``(logits, features)``.
+        """
+        self.check_is_fitted()
+        margins, preds = [], []
+        for y_pred in self.forward_iter(X, training=False, device=self.device):
+            logits, features, layer = self._logits_features_layer(y_pred)
+            with torch.no_grad():
+                margins.append(feature_margin(features, layer.weight, layer.bias).cpu())
+                preds.append(logits.argmax(dim=1).cpu())  # what predict returns
+        margins = torch.cat(margins).numpy().astype(np.float64)
+        if y is not None:
+            codes = self.encode_labels(y)
+            if codes.shape != margins.shape:
+                raise ValueError(f"y has shape {codes.shape}, expected {margins.shape}.")
+            margins = np.where(torch.cat(preds).numpy() == codes, margins, -margins)
+        return margins
+
+    def predict(self, X):
+        """Class labels (from ``classes_``) of the samples of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, *input_shape)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self._codes_to_labels(super().predict(X))
+
+
+NET_PARAMS_DOC = """
+    module : torch module class or instance
+        Any module that returns logits, one per class (an ``nn.Sequential``, a
+        ResNet-style module with an ``fc`` head, ...), or ``(logits, features)`` as the
+        models of :mod:`amrlearn.neural.models` do; constructor arguments go in
+        ``module__...`` (``module__in_features=784``).
+    feature_layer : str or None, default=None
+        Qualified name of the ``nn.Linear`` layer that produces the logits (``"fc"``);
+        its input is ``Phi(x)`` of eq. (14), taken by a forward hook during the forward
+        pass. ``None``: the submodule named ``last_linear`` if any, else the last
+        ``nn.Linear``. Either way it must produce the module's output.
+    criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
+    optimizer : torch optimizer class, default=torch.optim.SGD
+        With ``torch.optim.SGD``, ``optimizer__momentum=0.9`` and
+        ``optimizer__nesterov=True`` are the defaults (Appendix F).
+    lr : float, default=0.01
+    batch_size : int, default=128
+    train_split : callable or None, default=None
+        The paper trains on the full training set: no validation split is held out
+        (skorch's own default holds out 20%).
+    iterator_train, iterator_valid : class, default=BatchLoader
+        A :class:`torch.utils.data.DataLoader` that slices tensors in place (see
+        ``data_on_device``); ``iterator_train__*`` arguments (``shuffle``,
+        ``num_workers``, ``transform=random_crop_flip``) reach it. A transform given to
+        ``iterator_train`` augments the training batches only.
+    data_on_device : bool, default=False
+        Move numpy or tensor ``X`` and ``y`` to ``device`` once per ``fit``/``predict``;
+        the batches are then sliced there. For data sets that fit in device memory
+        (MNIST, CIFAR-10 on a GPU); it also makes CPU epochs faster.
+    random_state : int or None, default=None
+        Seeds torch's global generator (``torch.manual_seed``) when the net is
+        initialized, so that two fits with the same seed give the same weights.
+    **kwargs
+        Every other parameter of :class:`skorch.NeuralNetClassifier` (``max_epochs``,
+        ``device``, ``callbacks``, ``verbose``, ``iterator_train__shuffle``...).
+
+    ``X`` may be a numpy array, a torch tensor, a pandas DataFrame or a scipy.sparse
+    matrix (made dense); it is fed to torch as float32, and NaN or infinity is refused in
+    ``fit`` and in ``predict``. ``y`` may hold any labels (ints, strings, floats with
+    discrete values): the module is trained on their codes ``0..n_classes-1`` (see
+    :meth:`encode_labels`) and ``predict`` returns the labels. A ``Dataset`` passed as
+    ``X`` or through ``train_split`` must already hold the codes, and scoring callbacks
+    other than the default ``valid_acc`` see the codes as targets.
+"""
