@@ -316,7 +316,8 @@ def test_crop_flip_augments_the_training_batches_only():
     net, _ = _recipe.build_net(
         "cifar10", "LeNetSmall", "Std", cfg, data, device, callbacks=[], max_epochs=1
     )
-    net.set_params(iterator_train__shuffle=False, batch_size=16).initialize()
+    net.set_params(iterator_train__shuffle=False, batch_size=16, classes=np.arange(10))
+    net.initialize()
     dataset = net.get_dataset(X, y)
 
     Xb, yb = next(iter(net.get_iterator(dataset, training=True)))
@@ -346,7 +347,8 @@ def test_crop_flip_augments_the_training_batches_only():
         callbacks=[],
         max_epochs=1,
     )
-    plain.set_params(iterator_train__shuffle=False, batch_size=16).initialize()
+    plain.set_params(iterator_train__shuffle=False, batch_size=16, classes=np.arange(10))
+    plain.initialize()
     Xp, _ = next(iter(plain.get_iterator(plain.get_dataset(Xm, y), training=True)))
     np.testing.assert_array_equal(Xp.cpu().numpy(), Xm)
 

@@ -380,7 +380,7 @@ def test_augmentation_reaches_training_batches_only(on_device):
 @pytest.mark.parametrize("method", ["AMR", "Adv"])
 def test_experiments_augment_the_training_batches_only(method):
     from amrlearn.experiments import table2
-    from amrlearn.experiments._neural_common import _build_net
+    from amrlearn.experiments._recipe import build_net
 
     config = table2.default_config("quick")
     rng = np.random.default_rng(0)
@@ -388,8 +388,8 @@ def test_experiments_augment_the_training_batches_only(method):
         "X_test": rng.uniform(size=(4, 3, 32, 32)).astype(np.float32),
         "y_test": np.arange(4),
     }
-    net, params = _build_net(
-        "cifar10", "LeNetSmall", method, config, data, "cpu", callbacks=[], n_epochs=1
+    net, params = build_net(
+        "cifar10", "LeNetSmall", method, config, data, "cpu", callbacks=[], max_epochs=1
     )
     assert net.iterator_train__transform is random_crop_flip
     assert net.dataset is not None and "transform" not in str(net.get_params_for("dataset"))
