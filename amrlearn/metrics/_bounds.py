@@ -379,9 +379,15 @@ def margin_bounds(
             up = exact.copy()  # the closest boundary point, eq. (7), is the optimal attack
         else:
             X_adv, up = _upper_bound(
-                fn, X_t, y_pred, attack, attack_steps=attack_steps, clip=clip,
-                random_state=random_state, verbose=verbose,
-            )  # fmt: skip
+                fn,
+                X_t,
+                y_pred,
+                attack,
+                attack_steps=attack_steps,
+                clip=clip,
+                random_state=random_state,
+                verbose=verbose,
+            )
     paper, lo = None, None
     if lower:
         paper, tightened, _ = _lipschitz_bound(
