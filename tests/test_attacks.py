@@ -3,42 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from _nets import train, trained_cnn
 from scipy import stats
-from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from amrlearn.attacks import DDN, L2PGD, robust_accuracy, uniform_l2_ball
 from amrlearn.metrics import linear_margins
 from amrlearn.utils import as_logit_fn
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)[:600]
-    return X, y[:600].astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def mlp(digits):
-    """An MLP with dropout and batch norm: its train mode differs from its eval mode."""
-    X, y = digits
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(64, 64),
-        torch.nn.BatchNorm1d(64),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.5),
-        torch.nn.Linear(64, 10),
-    )
-    return train(net, X, y)
-
-
-@pytest.fixture(scope="module")
-def cnn(digits):
-    return trained_cnn(*digits)
 
 
 def _accuracy(net, X, y):
@@ -50,29 +24,29 @@ def _accuracy(net, X, y):
     return acc
 
 
-def test_eps_zero_gives_clean_accuracy_and_restores_train_mode(mlp, digits):
+def test_eps_zero_gives_clean_accuracy_and_restores_train_mode(bn_mlp, digits):
     X, y = digits
-    mlp.train()
-    clean = _accuracy(mlp, X, y)
-    X_adv = L2PGD(eps=0.0, steps=5, step_size=0.1, random_state=0)(mlp, X, y)
+    bn_mlp.train()
+    clean = _accuracy(bn_mlp, X, y)
+    X_adv = L2PGD(eps=0.0, steps=5, step_size=0.1, random_state=0)(bn_mlp, X, y)
     np.testing.assert_array_equal(X_adv, X)
-    assert mlp.training, "the module's previous mode must be restored"
-    assert _accuracy(mlp, X_adv, y) == clean
-    assert robust_accuracy(mlp, X, y, eps=[0.0], steps=5).tolist() == [clean]
-    assert mlp.training
+    assert bn_mlp.training, "the module's previous mode must be restored"
+    assert _accuracy(bn_mlp, X_adv, y) == clean
+    assert robust_accuracy(bn_mlp, X, y, eps=[0.0], steps=5).tolist() == [clean]
+    assert bn_mlp.training
     # eps = 0 inside a grid: still the clean accuracy.
-    acc = robust_accuracy(mlp, X, y, eps=[0.0, 0.3], steps=10, step_size=0.05, random_state=0)
+    acc = robust_accuracy(bn_mlp, X, y, eps=[0.0, 0.3], steps=10, step_size=0.05, random_state=0)
     assert acc[0] == clean
 
 
 @pytest.mark.parametrize("random_start", [True, False])
-def test_perturbation_within_ball_and_box(mlp, cnn, digits, random_start):
+def test_perturbation_within_ball_and_box(bn_mlp, cnn, digits, random_start):
     X, y = digits
-    for net, Xin in ((mlp, X), (cnn, X.reshape(-1, 1, 8, 8))):
+    for net, Xin in ((bn_mlp, X), (cnn, X.reshape(-1, 1, 8, 8))):
         eps = 0.7
-        X_adv = L2PGD(
-            eps=eps, steps=30, step_size=0.1, random_start=random_start, random_state=0
-        )(net, Xin, y)
+        X_adv = L2PGD(eps=eps, steps=30, step_size=0.1, random_start=random_start, random_state=0)(
+            net, Xin, y
+        )
         assert X_adv.shape == Xin.shape
         norms = np.linalg.norm((X_adv - Xin).reshape(len(Xin), -1), axis=1)
         assert norms.max() <= eps * (1 + 1e-6)
@@ -103,28 +77,28 @@ def test_random_start_is_uniform_in_the_ball():
     assert stats.kstest((r0 / eps) ** d, "uniform").pvalue > 1e-3
 
 
-def test_robust_accuracy_non_increasing_and_shared_grid(mlp, digits):
+def test_robust_accuracy_non_increasing_and_shared_grid(bn_mlp, digits):
     X, y = digits
     grid = [0.8, 0.0, 0.2, 0.4, 1.2]
-    acc = robust_accuracy(mlp, X, y, eps=grid, steps=40, step_size=0.05, random_state=0)
+    acc = robust_accuracy(bn_mlp, X, y, eps=grid, steps=40, step_size=0.05, random_state=0)
     assert acc.shape == (5,)
     ordered = acc[np.argsort(grid)]
     assert np.all(np.diff(ordered) <= 0)
     assert ordered[-1] < ordered[0]
     # Sharing the grid gives the same answer as one radius at a time, or a stronger one.
-    alone = robust_accuracy(mlp, X, y, eps=[0.4], steps=40, step_size=0.05, random_state=0)
+    alone = robust_accuracy(bn_mlp, X, y, eps=[0.4], steps=40, step_size=0.05, random_state=0)
     assert acc[3] <= alone[0] + 0.02
 
 
-def test_determinism_under_seed(mlp, digits):
+def test_determinism_under_seed(bn_mlp, digits):
     X, y = digits
-    a = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(mlp, X, y)
-    b = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(mlp, X, y)
-    c = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=4)(mlp, X, y)
+    a = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(bn_mlp, X, y)
+    b = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=3)(bn_mlp, X, y)
+    c = L2PGD(eps=0.5, steps=10, step_size=0.05, random_state=4)(bn_mlp, X, y)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    r1 = robust_accuracy(mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
-    r2 = robust_accuracy(mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
+    r1 = robust_accuracy(bn_mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
+    r2 = robust_accuracy(bn_mlp, X, y, eps=[0.3, 0.6], steps=10, random_state=0)
     np.testing.assert_array_equal(r1, r2)
 
 
@@ -216,7 +190,6 @@ def test_ddn_upper_bounds_the_linear_margin_and_is_vectorized():
     exact = linear_margins(clf, X)
     pred = clf.predict(X)
     X_adv, dist = DDN(steps=200, clip=None)(clf, X, pred)
-    assert np.all(np.isfinite(dist))
     assert np.all(dist >= exact - 1e-5)
     assert np.all(dist <= exact * 1.1 + 1e-3)
     np.testing.assert_allclose(np.linalg.norm(X_adv - X, axis=1), dist, rtol=1e-5, atol=1e-6)
@@ -242,22 +215,22 @@ def test_ddn_on_images_in_box(cnn, digits):
     assert np.all(pred != y[:64][found])
 
 
-def test_bad_input(mlp, digits):
+def test_bad_input(bn_mlp, digits):
     X, y = digits
     with pytest.raises(ValueError, match="outside the box"):
-        L2PGD(eps=0.1)(mlp, X * 2, y)
+        L2PGD(eps=0.1)(bn_mlp, X * 2, y)
     Xn = X.copy()
     Xn[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        L2PGD(eps=0.1)(mlp, Xn, y)
+        L2PGD(eps=0.1)(bn_mlp, Xn, y)
     with pytest.raises(ValueError, match="shape"):
-        L2PGD(eps=0.1)(mlp, X, y[:-1])
+        L2PGD(eps=0.1)(bn_mlp, X, y[:-1])
     with pytest.raises(InvalidParameterError):
-        L2PGD(eps=-1.0)(mlp, X, y)
+        L2PGD(eps=-1.0)(bn_mlp, X, y)
     with pytest.raises(InvalidParameterError):
-        DDN(gamma=1.5)(mlp, X, y)
+        DDN(gamma=1.5)(bn_mlp, X, y)
     with pytest.raises(ValueError, match="eps"):
-        robust_accuracy(mlp, X, y, eps=[])
+        robust_accuracy(bn_mlp, X, y, eps=[])
     with pytest.raises(TypeError, match="logit function"):
         L2PGD(eps=0.1)(object(), X, y)
     with pytest.raises(ValueError, match="not seen"):
@@ -265,7 +238,7 @@ def test_bad_input(mlp, digits):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda(mlp, digits):
+def test_cuda(bn_mlp, digits):
     X, y = digits
     net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     acc = robust_accuracy(net, X, y, eps=[0.0, 0.5], steps=10, device="cuda", random_state=0)
@@ -301,3 +274,138 @@ def test_margin_loss_breaks_a_saturated_softmax_that_cross_entropy_cannot():
     assert np.all(np.linalg.norm(X_adv - X, axis=1) <= 0.5 * (1 + 1e-6))
     with pytest.raises(ValueError):
         L2PGD(eps=0.5, loss="hinge")(net, X, y)
+
+
+# --------------------------------------------------------------------------- pipelines
+
+
+def _tiny_scale_problem():
+    """Two classes 0.01 apart in raw units: about 2 apart once standardized."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    X = np.c_[0.01 * y + 0.0005 * rng.standard_normal(200), 0.001 * rng.standard_normal(200)]
+    return X.astype(np.float32), y
+
+
+def test_pipeline_is_attacked_in_the_raw_input_space():
+    X, y = _tiny_scale_problem()
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    kw = dict(steps=50, step_size=0.05, clip=None, random_start=False, random_state=0)
+    # The raw-space answer: every sample is within 0.5 of the boundary.
+    margins = linear_margins(pipe, X, y)
+    assert margins.max() < 0.5
+    assert robust_accuracy(pipe, X, y, eps=[0.0, 0.5], **kw).tolist() == [
+        pipe.score(X, y),
+        0.0,
+    ]
+    # What the workaround (attacking the last step on scaled data) answers instead.
+    Xs = pipe[:-1].transform(X)
+    assert np.abs(linear_margins(pipe[-1], Xs, y)).min() > 0.5
+    assert robust_accuracy(pipe[-1], Xs, y, eps=[0.5], **kw)[0] == 1.0
+    # Robust accuracy equals the exact answer at every radius (PGD from x walks straight
+    # to the boundary of a binary linear model).
+    eps = [0.002, 0.004, 0.006]
+    acc = robust_accuracy(pipe, X, y, eps=eps, steps=100, step_size=0.0002, clip=None,
+                          random_start=False)  # fmt: skip
+    for e, a in zip(eps, acc):
+        assert abs(a - np.mean(margins > e)) <= 1 / len(X)
+    # The logits are those of the pipeline, labels included.
+    fn = as_logit_fn(pipe)
+    idx = fn(torch.from_numpy(X)).argmax(1).numpy()
+    np.testing.assert_array_equal(fn.index_label(idx), pipe.predict(X))
+
+
+def test_pipeline_ending_in_a_net_scales_inside_torch(digits):
+    skorch = pytest.importorskip("skorch")
+    X, y = digits
+    X = X * 10.0 + 3.0  # raw units that a scaler maps back
+    torch.manual_seed(0)
+    net = skorch.NeuralNetClassifier(
+        torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)),
+        criterion=torch.nn.CrossEntropyLoss,
+        max_epochs=3,
+        lr=0.1,
+        train_split=None,
+        verbose=0,
+    )
+    pipe = make_pipeline(MinMaxScaler(), net).fit(X, y)
+    fn = as_logit_fn(pipe)
+    with torch.no_grad():
+        logits = fn(torch.from_numpy(X)).numpy()
+        expected = net.module_(torch.from_numpy(pipe[0].transform(X).astype(np.float32)))
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-5, atol=1e-5)
+    acc = robust_accuracy(pipe, X[:50], y[:50], eps=[0.0], clip=None)
+    assert acc[0] == np.mean(pipe.predict(X[:50]) == y[:50])
+
+
+@pytest.mark.parametrize("step", [PCA(n_components=2), FunctionTransformer(np.tanh)])
+def test_pipeline_with_non_affine_preprocessing_is_refused(step):
+    X, y = _tiny_scale_problem()
+    pipe = make_pipeline(step, LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match="not a known affine scaler"):
+        robust_accuracy(pipe, X, y, eps=[0.1], clip=None)
+    with pytest.raises(TypeError, match="not a known affine scaler"):
+        DDN(clip=None)(pipe, X, y)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize("labels", [[3, 7], ["cat", "dog"]])
+def test_labels_go_through_classes(labels):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 3)).astype(np.float32)
+    y = np.asarray(labels)[(X.sum(1) + 0.2 * rng.standard_normal(200) > 1.5).astype(int)]
+    clf = LogisticRegression().fit(X, y)
+    assert robust_accuracy(clf, X, y, eps=[0.0], clip=None)[0] == clf.score(X, y)
+    X_adv = L2PGD(eps=0.3, steps=20, step_size=0.05, clip=None, random_state=0)(clf, X, y)
+    m = linear_margins(clf, X, y)
+    # Samples within 0.3 of the boundary are broken, the others are not.
+    far = np.abs(m) > 0.3 + 1e-4
+    np.testing.assert_array_equal((clf.predict(X_adv) == y)[far], (m > 0)[far])
+    _, dist = DDN(steps=100, clip=None)(clf, X, clf.predict(X))
+    assert np.all(dist >= np.abs(m) - 1e-5)
+    with pytest.raises(ValueError, match="not seen"):
+        robust_accuracy(clf, X, np.full(200, labels[0] * 2), eps=[0.1], clip=None)
+
+
+def test_bare_module_with_explicit_classes():
+    torch.manual_seed(0)
+    module = torch.nn.Linear(3, 2)
+    X = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)
+    with torch.no_grad():
+        idx = module(torch.from_numpy(X)).argmax(1).numpy()
+    classes = np.array([3, 7])
+    y = classes[idx]
+    y[:10] = classes[1 - idx[:10]]  # ten wrong labels
+    fn = as_logit_fn(module, classes=classes)
+    assert robust_accuracy(fn, X, y, eps=[0.0], clip=None)[0] == 0.8
+    with pytest.raises(ValueError, match="integer"):
+        robust_accuracy(module, X, y.astype(str), eps=[0.0], clip=None)
+    with pytest.raises(TypeError, match="classes"):
+        as_logit_fn(LogisticRegression(), classes=classes)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def test_broken_is_public_and_agrees_with_run(bn_mlp, digits):
+    X, y = digits
+    fn = as_logit_fn(bn_mlp)
+    x, yt = torch.from_numpy(X[:200]), torch.from_numpy(y[:200])
+    attack = L2PGD(eps=0.5, steps=20, step_size=0.05)
+    with fn.eval_mode():
+        broken = attack.broken(fn, x, yt, generator=torch.Generator().manual_seed(0))
+        x_adv = attack.run(fn, x, yt, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            wrong = fn(x_adv).argmax(1) != yt
+    assert broken.dtype == torch.bool and 0 < broken.sum() < 200
+    np.testing.assert_array_equal(broken.numpy(), wrong.numpy())
+    # At eps=0 the broken samples are exactly the misclassified ones.
+    with fn.eval_mode():
+        zero = L2PGD(eps=0.0, steps=5).broken(fn, x, yt)
+        with torch.no_grad():
+            miss = fn(x).argmax(1) != yt
+    np.testing.assert_array_equal(zero.numpy(), miss.numpy())
+    with pytest.raises(InvalidParameterError):
+        L2PGD(eps=-1.0).broken(fn, x, yt)

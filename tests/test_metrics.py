@@ -279,11 +279,10 @@ def test_margin_report_in_cross_validate(cancer, estimator):
     model = make_pipeline(StandardScaler(), estimator)
     cv = KFold(3, shuffle=True, random_state=0)
     res = cross_validate(model, X, y, scoring=margin_report, cv=cv, return_estimator=True)
-    for key in ("accuracy", "min_margin", "avg_margin", "avg_margin_correct", "median_margin"):
-        assert np.all(np.isfinite(res[f"test_{key}"]))
     for fold, (_, test) in enumerate(cv.split(X)):
         fitted = res["estimator"][fold]
         m = linear_margins(fitted, X[test], y[test])
+        assert res["test_median_margin"][fold] == np.median(m)
         assert res["test_min_margin"][fold] == pytest.approx(m.min())
         assert res["test_avg_margin"][fold] == pytest.approx(np.abs(m).mean())
         assert res["test_avg_margin_correct"][fold] == pytest.approx(m[m > 0].mean())
@@ -345,7 +344,31 @@ def test_sample_margins_of_a_linear_model():
     assert res["method"] == "exact"
     np.testing.assert_array_equal(res["y_pred"], [0, 1])
     np.testing.assert_allclose(res["margin"], [1 / np.sqrt(2), -3 / np.sqrt(2)])
+    np.testing.assert_array_equal(res["lower"], res["margin"])
     np.testing.assert_array_equal(res["upper"], res["margin"])
+    assert "lower" not in sample_margins(clf, X, [0, 0])
+
+
+@pytest.mark.parametrize("labels", [[3, 7], ["no", "yes"], [3, 7, 11]])
+def test_labels_are_mapped_through_classes_everywhere(labels):
+    from amrlearn.metrics import margin_bounds
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    score = X @ [1.0, -2.0, 0.5] + 0.5 * rng.standard_normal(120)
+    y = np.asarray(labels)[np.digitize(score, np.quantile(score, [0.5, 0.75][: len(labels) - 1]))]
+    clf = LogisticRegression().fit(X, y)
+    assert 0.6 < clf.score(X, y) < 1.0  # some samples misclassified
+    margins = linear_margins(clf, X, y)
+    np.testing.assert_array_equal(margins > 0, clf.predict(X) == y)
+    report = margin_report(clf, X, y)
+    assert report["accuracy"] == clf.score(X, y)
+    assert report["avg_margin"] == np.abs(margins).mean()
+    bounds = margin_bounds(clf, X, y)
+    np.testing.assert_array_equal(bounds["y_pred"], clf.predict(X))
+    # margin_bounds sees X in float32, as attacks do.
+    np.testing.assert_allclose(bounds["exact"], margins, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(bounds["lipschitz"], bounds["exact"])
 
 
 # --------------------------------------------------------------------------- bad input

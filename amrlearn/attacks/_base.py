@@ -13,45 +13,21 @@ robust at eps?" and returns adversarial inputs; a :class:`MinimizationAttack` an
 
 from numbers import Integral
 
-import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
 from ..utils import as_logit_fn, progress
 from ..utils._compat import Interval
+from ..utils._inputs import as_input_tensor, as_labels, check_box, torch_generator
 
 __all__ = ["Attack", "FixedEpsilonAttack", "MinimizationAttack"]
-
-
-def _flat_norm(t):
-    """Per-sample l2 norm, shaped ``(n, 1, ..., 1)`` to broadcast against ``t``."""
-    return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.dim() - 1))
-
-
-def _check_box(x, clip):
-    """Raise if ``x`` leaves the box ``clip``: clipping would then enlarge perturbations."""
-    if clip is None:
-        return
-    lo, hi = clip
-    if not lo < hi:
-        raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}.")
-    if x.numel() and (x.min() < lo or x.max() > hi):
-        raise ValueError(
-            f"X has values in [{float(x.min()):.4g}, {float(x.max()):.4g}], outside the box "
-            f"clip={clip!r}. Rescale X into the box or pass clip=None."
-        )
-
-
-def _torch_seed(random_state):
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 class Attack(BaseEstimator):
     """Base class of the attacks: batching, eval mode, device, seeding and progress.
 
-    Subclasses implement ``run(fn, x, y, *, generator=None)`` and usually
-    :meth:`_collect`. Hyperparameters are keyword arguments stored unchanged, so that
-    ``get_params``, ``set_params`` and ``clone`` work.
+    Subclasses implement ``run(fn, x, y, *, generator=None)``. Hyperparameters are
+    keyword arguments stored unchanged, so that ``get_params``, ``set_params`` and
+    ``clone`` work.
 
     Parameters
     ----------
@@ -79,33 +55,18 @@ class Attack(BaseEstimator):
         """
         raise NotImplementedError
 
-    def _check_params(self):
-        self._validate_params()
-
     def _batches(self, model, X, y):
         """Yield ``(fn, x_batch, y_batch, generator)`` in eval mode; restore the mode after."""
         import torch
 
-        self._check_params()
+        self._validate_params()
         fn = as_logit_fn(model, self.device)
-        X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
-        if not X_t.is_floating_point():
-            X_t = X_t.float()
-        if X_t.dim() < 2:
-            raise ValueError(f"X must have shape (n_samples, ...), got shape {tuple(X_t.shape)}.")
-        if torch.isnan(X_t).any() or torch.isinf(X_t).any():
-            raise ValueError("X contains NaN or infinity.")
-        y_np = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
-        if y_np.shape != (X_t.shape[0],):
-            raise ValueError(f"y must have shape ({X_t.shape[0]},), got {y_np.shape}.")
-        y_t = torch.as_tensor(fn.label_index(y_np))
-        X_t = X_t.to(fn.dtype)
-        _check_box(X_t, getattr(self, "clip", None))
-        generator = torch.Generator(device=fn.device)
-        generator.manual_seed(_torch_seed(self.random_state))
-        n = X_t.shape[0]
-        starts = range(0, n, self.batch_size)
+        X_t = as_input_tensor(X, fn.dtype)
+        y_t = torch.as_tensor(fn.label_index(as_labels(y, X_t.shape[0])))
+        check_box(X_t, getattr(self, "clip", None))
+        generator = torch_generator(self.random_state, fn.device)
         with fn.eval_mode():
+            starts = range(0, X_t.shape[0], self.batch_size)
             for s in progress(starts, verbose=self.verbose, desc=type(self).__name__):
                 xb = X_t[s : s + self.batch_size].to(fn.device)
                 yb = y_t[s : s + self.batch_size].to(fn.device)
@@ -147,8 +108,6 @@ class FixedEpsilonAttack(Attack):
 
         batches = self._batches(model, X, y)
         out = [self.run(fn, xb, yb, generator=g).detach() for fn, xb, yb, g in batches]
-        if not out:
-            raise ValueError("X has no samples.")
         return self._like_input(torch.cat(out), X)
 
 
@@ -184,6 +143,4 @@ class MinimizationAttack(Attack):
             x_adv, d = self.run(fn, xb, yb, generator=g)
             advs.append(x_adv.detach())
             dists.append(d.detach().double().cpu())
-        if not advs:
-            raise ValueError("X has no samples.")
         return self._like_input(torch.cat(advs), X), torch.cat(dists).numpy()

@@ -11,7 +11,9 @@ import math
 from numbers import Integral, Real
 
 from ..utils._compat import Interval
-from ._base import MinimizationAttack, _flat_norm
+from ..utils._inputs import CLIP_CONSTRAINT, check_clip
+from ..utils._math import flat_norm
+from ._base import MinimizationAttack
 
 __all__ = ["DDN"]
 
@@ -83,7 +85,7 @@ class DDN(MinimizationAttack):
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "gamma": [Interval(Real, 0, 1, closed="neither")],
         "init_norm": [Interval(Real, 0, None, closed="neither")],
-        "clip": [tuple, list, None],
+        "clip": CLIP_CONSTRAINT,
     }
 
     def __init__(
@@ -132,14 +134,14 @@ class DDN(MinimizationAttack):
 
         x = x.detach()
         n = x.shape[0]
-        clip = None if self.clip is None else (float(self.clip[0]), float(self.clip[1]))
+        clip = check_clip(self.clip)
         shape = (-1, *[1] * (x.dim() - 1))
         delta = torch.zeros_like(x)
         norm = torch.full((n,), float(self.init_norm), device=x.device, dtype=x.dtype)
         if clip is None:
             worst = torch.full_like(norm, float("inf"))
         else:  # the farthest corner of the box: no useful norm is larger
-            worst = _flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
+            worst = flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
         best = x.clone()
         best_dist = torch.full((n,), float("inf"), device=x.device, dtype=torch.float64)
         lr_min = self.step_size / 100.0
@@ -147,7 +149,7 @@ class DDN(MinimizationAttack):
             delta.requires_grad_(True)
             logits = fn(x + delta)
             is_adv = logits.detach().argmax(1) != y
-            dist = _flat_norm(delta.detach()).flatten().double()
+            dist = flat_norm(delta.detach()).flatten().double()
             better = is_adv & (dist < best_dist)
             best[better] = (x + delta.detach())[better]
             best_dist[better] = dist[better]
@@ -156,21 +158,21 @@ class DDN(MinimizationAttack):
             loss = F.cross_entropy(logits, y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
             delta = delta.detach()
-            gnorm = _flat_norm(grad)
+            gnorm = flat_norm(grad)
             flat = gnorm.flatten() == 0
             if flat.any():  # vanishing gradient: a random direction instead
                 grad[flat] = torch.randn(
                     grad[flat].shape, generator=generator, device=x.device, dtype=grad.dtype
                 )
-                gnorm = _flat_norm(grad)
+                gnorm = flat_norm(grad)
             cosine = (1 + math.cos(math.pi * i / self.steps)) / 2
             alpha = lr_min + (self.step_size - lr_min) * cosine
             delta = delta + alpha * grad / gnorm
             norm = norm * (1 - (2 * is_adv.to(norm.dtype) - 1) * self.gamma)
             norm = torch.minimum(norm, worst)
-            delta = delta * (norm.view(shape) / _flat_norm(delta).clamp_min(1e-12))
+            delta = delta * (norm.view(shape) / flat_norm(delta).clamp_min(1e-12))
             if clip is not None:
                 delta = (x + delta).clamp(clip[0], clip[1]) - x
         found = torch.isfinite(best_dist)
-        dist = torch.where(found, _flat_norm(best - x).flatten().double(), best_dist)
+        dist = torch.where(found, flat_norm(best - x).flatten().double(), best_dist)
         return best, dist

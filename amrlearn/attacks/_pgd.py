@@ -7,53 +7,22 @@ The paper evaluates robustness with l2 PGD: 1000 steps of size 0.01, eps in
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import clone
 
 from ..utils import as_logit_fn, progress
 from ..utils._compat import Interval, StrOptions
-from ._base import FixedEpsilonAttack, _check_box, _flat_norm, _torch_seed
+from ..utils._inputs import (
+    CLIP_CONSTRAINT,
+    as_input_tensor,
+    as_labels,
+    check_box,
+    check_clip,
+    torch_generator,
+)
+from ..utils._math import flat_norm, uniform_l2_ball
+from ._base import FixedEpsilonAttack
 
 __all__ = ["L2PGD", "attack_loss", "robust_accuracy", "uniform_l2_ball"]
-
-
-def uniform_l2_ball(shape, eps, *, generator=None, device=None, dtype=None):
-    """Draw perturbations uniformly from the l2 ball of radius ``eps``.
-
-    The direction is a normalized Gaussian vector and the radius is ``eps * U**(1/d)``
-    with ``U`` uniform on [0, 1] and ``d`` the number of entries of one sample: the
-    radius then has the density ``d r^(d-1) / eps^d`` of the uniform law on the ball
-    (not ``eps * U``, which crowds the centre).
-
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(n_samples, *sample_shape)``.
-    eps : float or tensor of shape (n_samples,)
-        Radius of the ball.
-    generator : torch.Generator, default=None
-        Source of randomness (torch's global one when None).
-    device, dtype : torch device and dtype, default=None
-
-    Returns
-    -------
-    delta : tensor of shape ``shape``
-
-    Examples
-    --------
-    >>> import torch
-    >>> from amrlearn.attacks import uniform_l2_ball
-    >>> d = uniform_l2_ball((5, 3, 4), 0.5, generator=torch.Generator().manual_seed(0))
-    >>> bool((d.flatten(1).norm(dim=1) <= 0.5).all())
-    True
-    """
-    import torch
-
-    direction = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    direction = direction / _flat_norm(direction).clamp_min(torch.finfo(direction.dtype).tiny)
-    d = int(np.prod(shape[1:]))
-    u = torch.rand(shape[0], generator=generator, device=device, dtype=direction.dtype)
-    eps = torch.as_tensor(eps, device=direction.device, dtype=direction.dtype)
-    radius = eps * u.pow(1.0 / d)
-    return direction * radius.view(-1, *[1] * (len(shape) - 1))
 
 
 def attack_loss(logits, y, loss="ce"):
@@ -105,7 +74,7 @@ def _project(x, delta, eps, clip):
     The box step only moves coordinates towards ``x`` (which lies in the box), so it
     never increases the norm: the result lies in both sets.
     """
-    norm = _flat_norm(delta)
+    norm = flat_norm(delta)
     delta = delta * _ball_factor(norm, eps)
     if clip is not None:
         delta = (x + delta).clamp(clip[0], clip[1]) - x
@@ -170,7 +139,8 @@ class L2PGD(FixedEpsilonAttack):
     -----
     ``attack(model, X, y)`` handles batching, eval mode and the device. For adversarial
     training, call ``attack.run(fn, x, y)`` on tensors on the device, with
-    ``fn = amrlearn.utils.as_logit_fn(module)``; ``run`` neither switches the module's
+    ``fn = amrlearn.utils.as_logit_fn(module)``; ``attack.broken(fn, x, y)`` tells which
+    samples the attack breaks, for robust accuracy. ``run`` neither switches the module's
     mode nor touches the gradients of its parameters, and uses torch's global random
     generator unless ``generator`` is given.
 
@@ -199,7 +169,7 @@ class L2PGD(FixedEpsilonAttack):
         "steps": [Interval(Integral, 0, None, closed="left")],
         "step_size": [Interval(Real, 0, None, closed="left")],
         "random_start": ["boolean"],
-        "clip": [tuple, list, None],
+        "clip": CLIP_CONSTRAINT,
         "restarts": [Interval(Integral, 1, None, closed="left")],
         "early_stop": ["boolean"],
         "loss": [StrOptions({"ce", "margin"})],
@@ -253,18 +223,38 @@ class L2PGD(FixedEpsilonAttack):
         -------
         x_adv : tensor like ``x``, detached
         """
-        return self._run(fn, x, y, generator=generator)[0]
+        return self._attack(fn, x, y, generator=generator)[0]
 
-    def _run(self, fn, x, y, *, generator=None, track=True):
+    def broken(self, fn, x, y, *, generator=None):
+        """Which samples of one batch the attack breaks (tensor-level, like :meth:`run`).
+
+        A sample is broken when some iterate of the search is misclassified; that is all
+        robust accuracy needs, so the best iterates are not kept.
+
+        Parameters
+        ----------
+        fn, x, y, generator
+            As for :meth:`run`.
+
+        Returns
+        -------
+        broken : bool tensor of shape (n,)
+            ``True`` where the attack found an adversarial point within ``eps``
+            (including samples that ``fn`` already misclassifies).
+        """
+        self._validate_params()
+        return self._attack(fn, x, y, generator=generator, track=False)[1]
+
+    def _attack(self, fn, x, y, *, generator=None, track=True):
         """``run``, also returning the boolean tensor of broken samples.
 
         ``track=False`` skips the bookkeeping of the best iterates (``best`` is then
-        ``x``): robust accuracy needs the broken flags alone.
+        ``x``).
         """
         import torch
 
         eps = float(self.eps)
-        clip = None if self.clip is None else (float(self.clip[0]), float(self.clip[1]))
+        clip = check_clip(self.clip)
         x = x.detach()
         best = x.clone()
         best_loss = torch.full((x.shape[0],), -float("inf"), device=x.device)
@@ -287,8 +277,10 @@ class L2PGD(FixedEpsilonAttack):
             broken[idx] = was | wrong
 
         for _ in range(self.restarts):
-            idx = torch.nonzero(~broken).flatten() if self.early_stop else torch.arange(
-                x.shape[0], device=x.device
+            idx = (
+                torch.nonzero(~broken).flatten()
+                if self.early_stop
+                else torch.arange(x.shape[0], device=x.device)
             )
             if idx.numel() == 0:
                 break
@@ -315,7 +307,7 @@ class L2PGD(FixedEpsilonAttack):
                         break
                     if not keep.all():
                         idx, x0, delta, grad = idx[keep], x0[keep], delta[keep], grad[keep]
-                grad = grad / _flat_norm(grad).clamp_min(1e-12)
+                grad = grad / flat_norm(grad).clamp_min(1e-12)
                 delta = _project(x0, delta + self.step_size * grad, eps, clip)
         return best, broken
 
@@ -347,8 +339,10 @@ def robust_accuracy(
 
     Parameters
     ----------
-    model : torch.nn.Module, skorch net or fitted linear estimator
-        See :func:`amrlearn.utils.as_logit_fn`.
+    model : torch.nn.Module, skorch net, fitted linear estimator or Pipeline
+        See :func:`amrlearn.utils.as_logit_fn`. A Pipeline of affine scalers is attacked
+        in its raw input space (``eps`` and ``clip`` in the units of ``X``); one with any
+        other preprocessing is refused.
     X : array-like or tensor of shape (n_samples, ...)
         Inputs, inside the box ``clip``.
     y : array-like of shape (n_samples,)
@@ -385,14 +379,12 @@ def robust_accuracy(
     import torch
 
     eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    if eps_arr.ndim != 1 or eps_arr.size == 0 or np.any(~np.isfinite(eps_arr)) or np.any(
-        eps_arr < 0
-    ):
+    if eps_arr.ndim != 1 or eps_arr.size == 0 or not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
         raise ValueError(f"eps must be a non-empty sequence of finite radii >= 0, got {eps!r}.")
     losses = [loss] if isinstance(loss, str) else list(loss)
     if not losses:
         raise ValueError("loss must name at least one loss.")
-    attack = L2PGD(
+    base = L2PGD(
         eps=float(eps_arr.max()),
         steps=steps,
         step_size=step_size,
@@ -400,30 +392,20 @@ def robust_accuracy(
         clip=clip,
         restarts=restarts,
         early_stop=True,
-        loss=losses[0],
         batch_size=batch_size,
         device=device,
         verbose=verbose,
         random_state=random_state,
     )
-    for name in losses:
-        attack.set_params(loss=name)._check_params()
+    attacks = [clone(base).set_params(loss=name) for name in losses]
+    for attack in attacks:
+        attack._validate_params()
     fn = as_logit_fn(model, device)
-    X_t = X if torch.is_tensor(X) else torch.as_tensor(np.asarray(X))
-    X_t = X_t.detach().to(fn.dtype)
-    y_np = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
-    if X_t.dim() < 2 or y_np.shape != (X_t.shape[0],) or X_t.shape[0] == 0:
-        raise ValueError(
-            f"X must have shape (n_samples, ...) and y shape (n_samples,), got "
-            f"{tuple(X_t.shape)} and {y_np.shape}."
-        )
-    if not torch.isfinite(X_t).all():
-        raise ValueError("X contains NaN or infinity.")
-    _check_box(X_t, clip)
-    y_t = torch.as_tensor(fn.label_index(y_np))
+    X_t = as_input_tensor(X, fn.dtype)
     n = X_t.shape[0]
-    generator = torch.Generator(device=fn.device)
-    generator.manual_seed(_torch_seed(random_state))
+    y_t = torch.as_tensor(fn.label_index(as_labels(y, n)))
+    check_box(X_t, clip)
+    generator = torch_generator(random_state, fn.device)
 
     def batches(index):
         for s in range(0, len(index), batch_size):
@@ -440,16 +422,12 @@ def robust_accuracy(
     with fn.eval_mode():
         for i in progress(order, verbose=verbose, desc="robust_accuracy"):
             e = float(eps_arr[i])
-            if e > 0 and survivors.numel():
-                attack.eps = e
-                for name in losses:
-                    attack.loss = name
-                    still = []
-                    for sel, xb, yb in batches(survivors):
-                        _, broken = attack._run(fn, xb, yb, generator=generator, track=False)
-                        still.append(sel[~broken.cpu()])
-                    survivors = torch.cat(still)
-                    if survivors.numel() == 0:
-                        break
+            for attack in attacks if e > 0 else ():
+                at_e = clone(attack).set_params(eps=e)
+                still = [
+                    sel[~at_e.broken(fn, xb, yb, generator=generator).cpu()]
+                    for sel, xb, yb in batches(survivors)
+                ]
+                survivors = torch.cat(still) if still else survivors
             acc[i] = survivors.numel() / n
     return acc

@@ -20,6 +20,8 @@ import numpy as np
 from .._paper import BOUND_BUDGET
 from ..utils import as_logit_fn, progress
 from ..utils._compat import Interval
+from ..utils._inputs import CLIP_CONSTRAINT, as_input_tensor, as_labels, check_clip, torch_generator
+from ..utils._math import uniform_l2_ball
 from ._linear import margins_from_scores
 
 __all__ = ["CHEAP_BOUND_PARAMS", "PAPER_BOUND_PARAMS", "lipschitz_margin_bound", "margin_bounds"]
@@ -39,25 +41,12 @@ def _validate_budget(radius, n_batches, batch_size, clip):
             "radius": [Interval(Real, 0, None, closed="neither")],
             "n_batches": [Interval(Integral, 1, None, closed="left")],
             "batch_size": [Interval(Integral, 1, None, closed="left")],
-            "clip": [tuple, list, None],
+            "clip": CLIP_CONSTRAINT,
         },
         {"radius": radius, "n_batches": n_batches, "batch_size": batch_size, "clip": clip},
         caller_name="lipschitz_margin_bound",
     )
-    if clip is not None and not (len(clip) == 2 and clip[0] < clip[1]):
-        raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}.")
-
-
-def _as_tensor(X, fn):
-    import torch
-
-    X_t = X if torch.is_tensor(X) else torch.as_tensor(np.asarray(X))
-    X_t = X_t.detach().to(fn.dtype)
-    if X_t.dim() < 2 or X_t.shape[0] == 0:
-        raise ValueError(f"X must have shape (n_samples, ...), got {tuple(X_t.shape)}.")
-    if not torch.isfinite(X_t).all():
-        raise ValueError("X contains NaN or infinity.")
-    return X_t
+    return check_clip(clip)
 
 
 def _logits(fn, X_t, batch_size):
@@ -87,16 +76,12 @@ def _local_lipschitz(fn, X_t, pred, *, radius, n_samples, batch_size, clip, gene
     if given)."""
     import torch
 
-    from ..attacks import uniform_l2_ball
-
     n = X_t.shape[0]
     jac = _jacobian_fn(fn)
     pred_dev = pred.to(fn.device)
     L = None
     total = n * n_samples
-    for s in progress(
-        range(0, total, batch_size), verbose=verbose, desc="lipschitz_margin_bound"
-    ):
+    for s in progress(range(0, total, batch_size), verbose=verbose, desc="lipschitz_margin_bound"):
         rows = torch.arange(s, min(s + batch_size, total))
         pts = (rows // n_samples).to(fn.device)
         x = X_t[rows // n_samples].to(fn.device)
@@ -122,9 +107,7 @@ def _bound_from(gaps, L, pred, radius):
     """Eq. (16): ``min(min_{k != yhat} gap_k / L_k, r)`` per sample."""
     import torch
 
-    ratio = torch.where(
-        L > 0, gaps / L.clamp_min(1e-300), torch.where(gaps > 0, float("inf"), 0.0)
-    )
+    ratio = torch.where(L > 0, gaps / L.clamp_min(1e-300), torch.where(gaps > 0, float("inf"), 0.0))
     ratio[torch.arange(ratio.shape[0]), pred] = float("inf")
     return torch.clamp(ratio.min(dim=1).values, max=radius)
 
@@ -186,9 +169,11 @@ def lipschitz_margin_bound(
     Notes
     -----
     The bound is exact for affine models (section 5.1): where the model is known to be
-    affine (a linear estimator, or a module that is one ``nn.Linear``), the gradient is
-    the same everywhere, so one point suffices (the paper's "sampling size 1 for linear
-    classifiers") and the bound holds for every ``r``: it is not capped at ``radius``.
+    affine (a linear estimator, or a module that
+    :func:`amrlearn.utils.is_affine_module` recognizes, such as
+    :class:`amrlearn.neural.models.LR`), the gradient is the same everywhere (the
+    paper's "sampling size 1 for linear classifiers"), so the closed form (eq. (6)) is
+    returned: it holds for every ``r`` and is not capped at ``radius``.
     For other models ``L_k`` is estimated from samples, so it can fall short of the true
     Lipschitz constant, and the "bound" then exceeds the distance; a larger budget
     narrows that risk.
@@ -210,10 +195,10 @@ def lipschitz_margin_bound(
     >>> b.shape, bool(np.all((b >= 0) & (b <= 1.0)))
     ((5,), True)
     """
-    _validate_budget(radius, n_batches, batch_size, clip)
+    clip = _validate_budget(radius, n_batches, batch_size, clip)
     fn = as_logit_fn(model, device)
-    X_t = _as_tensor(X, fn)
-    bound, pred = _lipschitz_bound(
+    X_t = as_input_tensor(X, fn.dtype)
+    bound, _, pred = _lipschitz_bound(
         fn, X_t, radius, n_batches, batch_size, clip, random_state, verbose
     )
     if return_pred:
@@ -221,49 +206,68 @@ def lipschitz_margin_bound(
     return bound
 
 
+def _affine_distances(fn, X_t):
+    """Exact distances to the boundary of the predicted region of an affine model: eq. (6)."""
+    coef, intercept = fn.affine_weights(X_t)
+    Xf = X_t.reshape(X_t.shape[0], -1).double().cpu().numpy()
+    return margins_from_scores(Xf @ coef.T + intercept, coef)[0]
+
+
 def _lipschitz_bound(
     fn, X_t, radius, n_batches, batch_size, clip, random_state, verbose, X_adv=None
 ):
-    """Eq. (16) on a tensor; ``X_adv`` (points found by an attack) adds secant slopes.
+    """Eq. (16) on a tensor: ``(bound, tightened, pred)``.
 
-    For any two points ``a, b`` of the ball, ``|g(a) - g(b)| / ||a - b||`` is at most
-    the Lipschitz constant of ``g``: taking it into the maximum keeps ``L_k`` a valid
-    estimate from below and, with ``b`` the attack's point, makes the bound at most
-    the attack's distance (mean value theorem on the segment).
+    ``bound`` is the paper's estimator. ``tightened`` (``None`` without ``X_adv``) also
+    takes the secant slopes to the points ``X_adv`` found by an attack: for any two
+    points ``a, b`` of the ball, ``|g(a) - g(b)| / ||a - b||`` is at most the Lipschitz
+    constant of ``g``, so ``L_k`` stays an estimate from below and, with ``b`` the
+    attack's point, the bound is at most the attack's distance (mean value theorem on
+    the segment). For an affine model both are the exact distance.
     """
     import torch
 
-    from ..attacks._base import _torch_seed
-
-    generator = torch.Generator(device=fn.device)
-    generator.manual_seed(_torch_seed(random_state))
-    affine = fn.linear is not None
-    radius = float(radius)
     with fn.eval_mode():
         logits = _logits(fn, X_t, batch_size)
         pred = logits.argmax(1)
+        if fn.affine:
+            exact = _affine_distances(fn, X_t)
+            return exact, exact.copy(), pred.numpy()
         rows = torch.arange(len(pred))
         gaps = logits[rows, pred].unsqueeze(1) - logits
         L = _local_lipschitz(
             fn,
             X_t,
             pred,
-            radius=radius,
-            n_samples=1 if affine else n_batches * batch_size,
+            radius=float(radius),
+            n_samples=n_batches * batch_size,
             batch_size=batch_size,
-            clip=None if clip is None else (float(clip[0]), float(clip[1])),
-            generator=generator,
+            clip=clip,
+            generator=torch_generator(random_state, fn.device),
             verbose=verbose,
         )
-        if X_adv is not None and not affine:
+        bound = _bound_from(gaps, L, pred, float(radius)).numpy()
+        tightened = None
+        if X_adv is not None:
             la = _logits(fn, X_adv, batch_size)
             gaps_adv = la[rows, pred].unsqueeze(1) - la
             u = (X_adv - X_t).flatten(1).double().norm(dim=1)
             ok = (u > 0) & (u <= radius)
             slope = (gaps - gaps_adv).abs() / torch.where(ok, u, 1.0).unsqueeze(1)
             L = torch.maximum(L, torch.where(ok.unsqueeze(1), slope, 0.0))
-    bound = _bound_from(gaps, L, pred, float("inf") if affine else radius).numpy()
-    return bound, pred.numpy()
+            tightened = _bound_from(gaps, L, pred, float(radius)).numpy()
+    return bound, tightened, pred.numpy()
+
+
+def _upper_bound(fn, X_t, y_pred, attack, *, attack_steps, clip, random_state, verbose):
+    """The minimum-norm attack's points and distances: the upper bound, in one place."""
+    from ..attacks import DDN
+
+    if attack is None:
+        attack = DDN(steps=attack_steps, clip=clip, random_state=random_state, verbose=verbose)
+    # Move away from the predicted class: this bounds the distance to the boundary of
+    # the predicted region, misclassified samples included.
+    return attack(fn, X_t, y_pred)
 
 
 def margin_bounds(
@@ -283,24 +287,32 @@ def margin_bounds(
     device=None,
     verbose=0,
 ):
-    """Lower and upper bounds on the l2 margin of each sample, and the exact one if linear.
+    """An interval around the signed l2 margin of each sample, and the exact margin if affine.
 
-    ``lower`` is Theorem 3's bound (:func:`lipschitz_margin_bound`); ``upper`` is the
-    distance of the closest adversarial point that a minimum-norm attack finds (DDN by
-    default); ``exact`` is the closed form (eq. (6)) where the model is affine.
+    The distance ``d`` from ``x`` to the boundary of its predicted region lies between
+    Theorem 3's bound (:func:`lipschitz_margin_bound`) and the distance of the closest
+    adversarial point that a minimum-norm attack finds (DDN by default). The signed
+    margin is ``d`` where the prediction is right and ``-d`` where it is wrong, so it
+    lies in ``[lower, upper]``: ``[d_lower, d_upper]`` for a correct sample and
+    ``[-d_upper, -d_lower]`` for a misclassified one. ``lower <= upper`` for every
+    sample.
 
     Parameters
     ----------
-    model : torch.nn.Module, skorch net or fitted linear estimator
+    model : torch.nn.Module, skorch net, fitted linear estimator or Pipeline
         See :func:`amrlearn.utils.as_logit_fn`. The model counts as affine, with an
-        exact margin, when it is a linear estimator (``coef_``) or a module that is a
-        single ``nn.Linear`` (possibly inside an ``nn.Sequential`` with ``nn.Flatten``).
+        exact margin, when it is a linear estimator (``coef_``) or a module that
+        :func:`amrlearn.utils.is_affine_module` recognizes (``nn.Linear``, an
+        ``nn.Sequential`` of affine layers, :class:`amrlearn.neural.models.LR`, or a
+        module that opts in with ``amrlearn_affine = True``).
     X : array-like or tensor of shape (n_samples, ...)
     y : array-like of shape (n_samples,), default=None
-        True labels. Given, every returned margin is negated where the prediction is
-        wrong (the paper's signed margin); ``None`` returns unsigned distances.
+        True labels, mapped through the model's ``classes_``. ``None`` treats every
+        prediction as right: the interval is then one on the unsigned distance.
     upper, lower : bool, default=True
-        Which bounds to compute (a skipped one is ``None``).
+        Which bounds to compute: ``upper`` runs the attack, ``lower`` the Lipschitz
+        estimate. An end of the interval whose bound was skipped is the trivial one
+        (``d >= 0``, ``d <= inf``).
     radius, n_batches, batch_size, clip, random_state, device, verbose
         The budget of the lower bound, as for :func:`lipschitz_margin_bound` (defaults:
         the paper's). ``clip`` is also the attack's box.
@@ -313,18 +325,26 @@ def margin_bounds(
     Returns
     -------
     bounds : dict
-        ``lower``, ``upper``, ``exact``: ndarrays of shape (n_samples,) or ``None``;
-        ``y_pred``: predicted labels. Both bounds refer to the distance from ``x`` to the
-        boundary of its predicted region, ``|lower| <= |upper|``; for an affine model both
-        equal ``exact`` (the attack is then the closest boundary point, eq. (7)).
+        - ``lower``, ``upper``: ndarrays of shape (n_samples,), the interval that holds
+          the signed margin, ``lower <= upper``;
+        - ``lipschitz``: the paper's estimator of the signed margin, Theorem 3 alone
+          (:func:`lipschitz_margin_bound`, signed), never tightened by the attack;
+          ``None`` when ``lower=False``;
+        - ``exact``: the signed margin in closed form (eq. (6)) where the model is
+          affine, else ``None``. The interval then shrinks to it (unless an ``attack``
+          is given, which then only gives the upper end);
+        - ``y_pred``: the predicted labels.
 
     Notes
     -----
-    When the attack runs first, its points also enter the estimate of ``L_k``: the
-    secant slope ``|g_k(x) - g_k(x_adv)| / ||x - x_adv||`` of ``g_k = f_yhat - f_k`` is
-    at most the true Lipschitz constant on the ball, so the estimate stays one from
-    below, and by the mean value theorem ``|lower| <= |upper|`` then holds by
-    construction (where ``x_adv`` lies in the ball; beyond it ``lower <= radius``).
+    When the attack runs first, its points also enter the estimate of ``L_k`` for the
+    interval (not for ``lipschitz``): the secant slope
+    ``|g_k(x) - g_k(x_adv)| / ||x - x_adv||`` of ``g_k = f_yhat - f_k`` is at most the
+    true Lipschitz constant on the ball, so the estimate stays one from below, and by
+    the mean value theorem the tightened ``d_lower <= d_upper`` holds by construction
+    (where ``x_adv`` lies in the ball; beyond it ``d_lower <= radius``). A violation
+    beyond rounding (an attack whose distances do not match its points) is warned about
+    and the lower end lowered to the attack's distance, so the interval stays ordered.
 
     Examples
     --------
@@ -336,60 +356,61 @@ def margin_bounds(
     >>> res = margin_bounds(LogisticRegression().fit(X, y), X, y)
     >>> bool(np.allclose(res["lower"], res["exact"]) and np.allclose(res["upper"], res["exact"]))
     True
+    >>> bool(np.all(res["lower"] <= res["upper"]))
+    True
     """
-    import torch
+    from ..attacks import MinimizationAttack
 
-    from ..attacks import DDN, MinimizationAttack
-
-    _validate_budget(radius, n_batches, batch_size, clip)
+    clip = _validate_budget(radius, n_batches, batch_size, clip)
     if attack is not None and not isinstance(attack, MinimizationAttack):
         raise TypeError(f"attack must be a MinimizationAttack, got {type(attack).__name__}.")
     fn = as_logit_fn(model, device)
-    X_t = _as_tensor(X, fn)
+    X_t = as_input_tensor(X, fn.dtype)
+    n = X_t.shape[0]
     with fn.eval_mode():
-        logits = _logits(fn, X_t, batch_size)
-    pred = logits.argmax(1).numpy()
-    y_pred = fn.index_label(pred)
-    sign = np.ones(len(pred))
+        y_pred = fn.index_label(_logits(fn, X_t, batch_size).argmax(1).numpy())
+    sign = np.ones(n)
     if y is not None:
-        y = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
-        if y.shape != (len(pred),):
-            raise ValueError(f"y must have shape ({len(pred)},), got {y.shape}.")
-        sign = np.where(y_pred == y, 1.0, -1.0)
-
-    exact = None
-    if fn.linear is not None:
-        coef, intercept = fn.linear
-        Xf = X_t.reshape(X_t.shape[0], -1).double().numpy()
-        exact, _ = margins_from_scores(Xf @ coef.T + intercept, coef)
+        sign = np.where(y_pred == as_labels(y, n), 1.0, -1.0)
+    exact = _affine_distances(fn, X_t) if fn.affine else None
 
     up, X_adv = None, None
     if upper:
         if exact is not None and attack is None:
             up = exact.copy()  # the closest boundary point, eq. (7), is the optimal attack
         else:
-            if attack is None:
-                attack = DDN(
-                    steps=attack_steps, clip=clip, random_state=random_state, verbose=verbose
-                )
-            # Move away from the predicted class: this bounds the distance to the
-            # boundary of the predicted region, misclassified samples included.
-            X_adv, up = attack(fn, X_t, y_pred)
-    lo = None
+            X_adv, up = _upper_bound(
+                fn,
+                X_t,
+                y_pred,
+                attack,
+                attack_steps=attack_steps,
+                clip=clip,
+                random_state=random_state,
+                verbose=verbose,
+            )
+    paper, lo = None, None
     if lower:
-        lo, _ = _lipschitz_bound(
+        paper, tightened, _ = _lipschitz_bound(
             fn, X_t, radius, n_batches, batch_size, clip, random_state, verbose, X_adv=X_adv
         )
-        if up is not None and np.any(lo > up * (1 + 1e-5) + 1e-7):
+        lo = paper if tightened is None else tightened
+        if up is not None:
             bad = int(np.sum(lo > up * (1 + 1e-5) + 1e-7))
-            warnings.warn(
-                f"The lower bound exceeds the upper bound on {bad} samples.",
-                UserWarning,
-                stacklevel=2,
-            )
+            if bad:
+                warnings.warn(
+                    f"The lower bound exceeds the attack's distance on {bad} samples; it is "
+                    "lowered to that distance.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            lo = np.minimum(lo, up)
+    lo_d = np.zeros(n) if lo is None else lo
+    up_d = np.full(n, np.inf) if up is None else up
     return {
-        "lower": None if lo is None else sign * lo,
-        "upper": None if up is None else sign * up,
+        "lower": np.where(sign > 0, lo_d, -up_d),
+        "upper": np.where(sign > 0, up_d, -lo_d),
+        "lipschitz": None if paper is None else sign * paper,
         "exact": None if exact is None else sign * exact,
         "y_pred": y_pred,
     }

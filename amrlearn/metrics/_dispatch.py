@@ -4,8 +4,9 @@ Every scorer, plot, callback, benchmark and experiment asks :func:`sample_margin
 that a margin means one thing everywhere:
 
 * a linear model (``coef_``, or a Pipeline ending in one): the closed form, exact;
-* a torch module or a skorch net: Theorem 3's Lipschitz lower bound (the paper's
-  choice), and optionally a minimum-norm attack's upper bound, through
+* a torch module or a skorch net (or a Pipeline of affine scalers ending in one): the
+  closed form where the module is affine, else Theorem 3's Lipschitz estimate (the
+  paper's choice), and optionally an interval from a minimum-norm attack, through
   :func:`amrlearn.metrics.margin_bounds`. Torch is imported only on this branch.
 """
 
@@ -24,9 +25,16 @@ def is_linear_model(estimator):
 
 
 def is_torch_model(estimator):
-    """True for a ``torch.nn.Module`` or a skorch net (checked without importing torch)."""
+    """True for a ``torch.nn.Module``, a skorch net, or a Pipeline ending in one.
+
+    Checked without importing torch.
+    """
     import sys
 
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, Pipeline):
+        return is_torch_model(estimator.steps[-1][1])
     if "torch" not in sys.modules:
         return False
     import torch
@@ -56,8 +64,10 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         ``{"n_batches": 50, "batch_size": 1024}`` is the paper's budget. Ignored for
         linear models.
     upper : bool, default=False
-        Also compute the minimum-norm attack's upper bound (neural models only; linear
-        models report the exact margin as both bounds).
+        Also return ``lower`` and ``upper``, an interval that holds each signed margin
+        (:func:`~amrlearn.metrics.margin_bounds`: the minimum-norm attack gives one end,
+        the Lipschitz estimate tightened by the attack's points the other). Linear models
+        give the exact margin as both ends. ``margin`` does not depend on it.
     kind : {"auto", "feature"}, default="auto"
         ``"auto"`` measures as above. ``"feature"`` asks a net that has a
         ``feature_margins(X, y)`` method (:mod:`amrlearn.neural`) for its feature-space
@@ -68,10 +78,15 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
     Returns
     -------
     result : dict
-        ``margin`` (ndarray, the signed margin that the statistics use: exact, or the
-        lower bound), ``method`` (``"exact"`` or ``"lipschitz_lower_bound"``), ``y_pred``
-        (predicted labels), and, where known, ``upper`` (signed upper bound) and
-        ``feature`` (feature-space margin of eq. (14)).
+        - ``margin``: ndarray, the signed margin that the statistics use: exact (linear
+          models and affine modules), or the paper's estimator, Theorem 3's bound alone
+          (never tightened by an attack, whatever ``upper`` is);
+        - ``method``: ``"exact"`` or ``"lipschitz_lower_bound"``;
+        - ``y_pred``: predicted labels;
+        - with ``upper=True``: ``lower`` and ``upper``, the ordered interval
+          (``lower <= upper``) that holds each signed margin;
+        - for nets with ``feature_margins``: ``feature``, the feature-space margin of
+          eq. (14).
 
     Examples
     --------
@@ -104,7 +119,7 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         margin = linear_margins(estimator, X, y)
         out = {"margin": margin, "method": "exact", "y_pred": np.asarray(estimator.predict(X))}
         if upper:
-            out["upper"] = margin.copy()
+            out["lower"], out["upper"] = margin.copy(), margin.copy()
         return out
     if is_torch_model(estimator):
         from ._bounds import CHEAP_BOUND_PARAMS, margin_bounds
@@ -112,15 +127,14 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         # A cheap budget by default; bound_params overrides it key by key.
         params = {**CHEAP_BOUND_PARAMS, **(bound_params or {})}
         res = margin_bounds(estimator, X, y, upper=upper, **params)
+        exact = res["exact"] is not None
         out = {
-            "margin": res["lower"],
-            "method": "exact" if res.get("exact") is not None else "lipschitz_lower_bound",
+            "margin": res["exact"] if exact else res["lipschitz"],
+            "method": "exact" if exact else "lipschitz_lower_bound",
             "y_pred": res["y_pred"],
         }
-        if res.get("exact") is not None:
-            out["margin"] = res["exact"]
-        if upper and res.get("upper") is not None:
-            out["upper"] = res["upper"]
+        if upper:
+            out["lower"], out["upper"] = res["lower"], res["upper"]
         if hasattr(estimator, "feature_margins"):
             out["feature"] = estimator.feature_margins(X, y)
         return out
@@ -131,5 +145,6 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         check_is_fitted(estimator)  # an unfitted estimator: sklearn's NotFittedError
     raise TypeError(
         f"Cannot measure the margin of {type(estimator).__name__}: expected a fitted linear "
-        "classifier (with coef_), a Pipeline ending in one, a torch.nn.Module or a skorch net."
+        "classifier (with coef_), a torch.nn.Module, a skorch net, or a Pipeline ending in "
+        "one of them."
     )

@@ -11,6 +11,9 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..utils._affine import pipeline_affine
+from ..utils._labels import label_index
+
 __all__ = [
     "closest_boundary_point",
     "linear_margins",
@@ -33,19 +36,9 @@ def _linear_parts(estimator):
 
     transform = None
     if isinstance(estimator, Pipeline):
-        steps = [s for _, s in estimator.steps[:-1] if s not in (None, "passthrough")]
-        final = estimator.steps[-1][1]
-        coef, intercept, _ = _linear_parts(final)
-        scale, shift = None, None  # x -> x * scale + shift, composed over the steps
-        foldable = True
-        for step in steps:
-            s, t = _affine_of(step)
-            if s is None:
-                foldable = False
-                break
-            scale = s if scale is None else scale * s
-            shift = t if shift is None else shift * s + t
-        if foldable:
+        coef, intercept, _ = _linear_parts(estimator.steps[-1][1])
+        scale, shift, bad = pipeline_affine(estimator)
+        if bad is None:
             if scale is not None:
                 intercept = intercept + coef @ shift
                 coef = coef * scale
@@ -85,24 +78,6 @@ def _check_argmax_model(estimator, coef):
             "(one-vs-one?), so eq. (6) does not give its margins. Use a one-vs-rest or "
             "multinomial linear model such as LinearSVC or LogisticRegression."
         )
-
-
-def _affine_of(step):
-    """``(scale, shift)`` with ``step.transform(x) == x * scale + shift``, or ``(None, None)``."""
-    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
-
-    if isinstance(step, StandardScaler):
-        scale = 1.0 / step.scale_ if step.scale_ is not None else 1.0
-        # with_mean=False still stores mean_ (when with_std=True), but does not subtract it.
-        mean = step.mean_ if step.with_mean and step.mean_ is not None else 0.0
-        n = step.n_features_in_
-        scale = np.broadcast_to(scale, (n,)).astype(np.float64)
-        return scale, -np.broadcast_to(mean, (n,)) * scale
-    if isinstance(step, MinMaxScaler) and not step.clip:
-        return step.scale_.astype(np.float64), step.min_.astype(np.float64)
-    if isinstance(step, MaxAbsScaler):
-        return 1.0 / step.scale_, np.zeros_like(step.scale_, dtype=np.float64)
-    return None, None
 
 
 def margins_from_scores(scores, coef, y_index=None):
@@ -160,17 +135,6 @@ def margins_from_scores(scores, coef, y_index=None):
         return dist, pred
     sign = np.where(pred == np.asarray(y_index), 1.0, -1.0)
     return sign * dist, pred
-
-
-def _class_index(classes, y):
-    """Indices of ``y`` in ``classes``; an unseen label raises ValueError."""
-    y = np.asarray(y)
-    idx = np.searchsorted(classes, y)
-    idx = np.clip(idx, 0, len(classes) - 1)
-    bad = classes[idx] != y
-    if np.any(bad):
-        raise ValueError(f"y contains labels not seen during fit: {np.unique(y[bad])[:5]}")
-    return idx
 
 
 def _final_classes(estimator):
@@ -240,7 +204,7 @@ def linear_margins(estimator, X, y=None):
         y = np.asarray(y)
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}.")
-        y_index = _class_index(_final_classes(estimator), y)
+        y_index = label_index(_final_classes(estimator), y)
     return margins_from_scores(scores, coef, y_index)[0]
 
 

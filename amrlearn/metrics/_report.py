@@ -16,8 +16,9 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
     """Accuracy and margin statistics of a fitted classifier: a multi-metric scorer.
 
     The estimator's type decides how margins are measured (see
-    :func:`~amrlearn.metrics.sample_margins`): exactly for linear models, by Theorem 3's
-    Lipschitz lower bound for neural nets.
+    :func:`~amrlearn.metrics.sample_margins`): exactly for linear models and affine
+    modules, by Theorem 3's Lipschitz estimate (the paper's) for other neural nets. The
+    margin statistics never depend on ``upper``.
 
     Parameters
     ----------
@@ -27,8 +28,9 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
     quantiles : sequence of float, default=(0.1, 0.25, 0.75, 0.9)
         Quantiles of the signed margins to report.
     upper : bool, default=None
-        Also report ``avg_margin_upper`` from a minimum-norm attack. ``None`` means yes
-        for neural nets and no for linear models (whose margins are exact).
+        Also report ``avg_margin_lower`` and ``avg_margin_upper``, which bracket the
+        average margin (see Returns), from a minimum-norm attack. ``None`` means yes for
+        neural nets and no for linear models (whose margins are exact).
     bound_params : dict, default=None
         Budget of the neural bounds (see :func:`~amrlearn.metrics.margin_bounds`). The
         default is cheap enough for cross-validation: 128 points drawn in the ball of
@@ -40,8 +42,12 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
     -------
     report : dict of str to float
         ``accuracy``, ``min_margin`` (signed minimum), ``avg_margin`` (mean ``|m|``),
-        ``avg_margin_correct``, ``median_margin``, one ``qNN_margin`` per quantile, and
-        for neural nets ``avg_margin_upper`` and ``avg_feature_margin`` where known.
+        ``avg_margin_correct``, ``median_margin``, one ``qNN_margin`` per quantile, all
+        of the exact margins or of the paper's estimator; for neural nets (not affine)
+        with ``upper``: ``avg_margin_lower`` and ``avg_margin_upper``, the means of the
+        two ends of each sample's interval on ``|m|`` (the Lipschitz bound tightened by
+        the attack's points, and the attack's distance); and ``avg_feature_margin``
+        for nets with a feature-space margin.
 
     See Also
     --------
@@ -70,7 +76,9 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
     report = {"accuracy": float(np.mean(np.asarray(res["y_pred"]) == y))}
     report.update(summarize_margins(res["margin"], quantiles=quantiles))
     if "upper" in res and res["method"] != "exact":
-        report["avg_margin_upper"] = float(np.abs(res["upper"]).mean())
+        ends = np.abs(np.stack([res["lower"], res["upper"]]))
+        report["avg_margin_lower"] = float(ends.min(axis=0).mean())
+        report["avg_margin_upper"] = float(ends.max(axis=0).mean())
     if "feature" in res:
         report["avg_feature_margin"] = float(np.abs(res["feature"]).mean())
     return report

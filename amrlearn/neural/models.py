@@ -61,6 +61,10 @@ class LR(nn.Module):
     ((2, 10), (2, 784))
     """
 
+    #: Its logits are affine in its input: margins take the closed form (eq. (6)); see
+    #: :func:`amrlearn.utils.is_affine_module`.
+    amrlearn_affine = True
+
     def __init__(self, in_features, n_classes=10):
         super().__init__()
         self.last_linear = nn.Linear(in_features, n_classes)

@@ -2,6 +2,6 @@
 
 from ._device import resolve_device
 from ._progress import progress
-from ._torch import as_logit_fn
+from ._torch import as_logit_fn, is_affine_module
 
-__all__ = ["as_logit_fn", "progress", "resolve_device"]
+__all__ = ["as_logit_fn", "is_affine_module", "progress", "resolve_device"]

@@ -1,0 +1,63 @@
+"""Labels to column indices: the one label encoding of metrics, attacks and bounds.
+
+Pure numpy, so that the exact linear margins never import torch.
+"""
+
+import numpy as np
+
+__all__ = ["label_index"]
+
+
+def label_index(classes, y):
+    """Index of each label of ``y`` in the sorted array ``classes`` (an estimator's ``classes_``).
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,) or None
+        The labels of the output columns, sorted as ``np.unique`` sorts them (as
+        scikit-learn's ``classes_`` and skorch's are). ``None`` means the labels are the
+        column indices themselves.
+    y : array-like of shape (n_samples,)
+        Labels: numbers or strings.
+
+    Returns
+    -------
+    index : ndarray of shape (n_samples,) of int64
+
+    Raises
+    ------
+    ValueError
+        If a label of ``y`` is not in ``classes`` (or, with ``classes=None``, if ``y`` is
+        not made of integers in ``0..``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from amrlearn.utils._labels import label_index
+    >>> label_index(np.array([3, 7]), [7, 3, 7]).tolist()
+    [1, 0, 1]
+    >>> label_index(np.array(["cat", "dog"]), ["dog"]).tolist()
+    [1]
+    """
+    y = np.asarray(y)
+    if classes is None:
+        if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
+            raise ValueError(
+                "This model's outputs are indexed by class number: y must hold integer "
+                f"labels 0..n_classes-1, got dtype {y.dtype}."
+            )
+        return y.astype(np.int64)
+    classes = np.asarray(classes)
+    if classes.size == 0:
+        raise ValueError("The model has no classes.")
+    try:
+        idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+        bad = classes[idx] != y
+    except TypeError as exc:  # e.g. string labels against numeric classes
+        raise ValueError(
+            f"y (dtype {y.dtype}) cannot be matched with the model's classes "
+            f"(dtype {classes.dtype})."
+        ) from exc
+    if np.any(bad):
+        raise ValueError(f"y contains labels not seen during fit: {np.unique(y[bad])[:5]}")
+    return idx.astype(np.int64)
