@@ -12,6 +12,7 @@ docs.
 import importlib
 import inspect
 import os
+import pkgutil
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))  # _gallery_order
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import amrlearn  # noqa: E402
@@ -43,7 +45,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
 # api_sections.rst is generated below and included by api.rst, not a page of its own.
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "api_sections.rst"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "api_sections.rst", "_gallery_order.py"]
 default_role = "literal"
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------------------
@@ -80,7 +82,7 @@ sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "_gallery_order.ExampleOrder",
     "backreferences_dir": "generated/backreferences",
     "doc_module": ("amrlearn",),
     "reference_url": {"amrlearn": None},
@@ -98,13 +100,14 @@ html_css_files = ["custom.css"]
 html_show_sourcelink = False
 html_theme_options = {
     "navbar_align": "left",
+    "header_links_before_dropdown": 4,
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "getting_started": [], "changelog": []}
+html_sidebars = {"index": [], "getting_started": [], "changelog": [], "api": []}
 
 # -- Types written the scikit-learn way ------------------------------------------------------
 # A numpydoc type such as ``ndarray of shape (n_features_in_,)`` or
@@ -123,14 +126,31 @@ def _escape_types(app, what, name, obj, options, lines):
             lines[i] = match.group(1) + kind
 
 
+# autosummary's one-line summaries end at the first ". ": "Signed margin of eq. (14)."
+# would be cut to "Signed margin of eq.". A word joiner (invisible, not a space) after
+# the abbreviations keeps the sentence whole.
+_ABBREVIATIONS = re.compile(r"\b(eq|Eq|eqs|e\.g|i\.e|cf|vs|al)\. ")
+
+
+def _join_abbreviations(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):  # the first paragraph, where the summary is
+        if not line.strip():
+            break
+        lines[i] = _ABBREVIATIONS.sub("\\1.\u2060 ", line)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_types, priority=100)
+    app.connect("autodoc-process-docstring", _join_abbreviations, priority=100)
 
 
 # -- API reference from the __all__ of each public package ------------------------------------
-# One section per package, in this order. A name exported by ``amrlearn`` itself is listed
-# there with a link to its home subpackage rather than documented twice.
-API_PACKAGES = [
+# Every public (no leading underscore) subpackage or module of amrlearn that defines
+# ``__all__`` gets one section listing those names; the command line and the experiments
+# behind it are documented in the Reproduction page instead. ``API_ORDER`` orders the
+# sections (the rest follow alphabetically). A name exported by ``amrlearn`` itself is
+# listed there with a link to its home subpackage rather than documented twice.
+API_ORDER = [
     "amrlearn.linear_model",
     "amrlearn.svm",
     "amrlearn.neural",
@@ -141,6 +161,21 @@ API_PACKAGES = [
     "amrlearn.plotting",
     "amrlearn.utils",
 ]
+API_EXCLUDE = ("amrlearn.cli", "amrlearn.experiments")
+
+
+def _api_packages():
+    found = []
+    for info in pkgutil.walk_packages(amrlearn.__path__, "amrlearn."):
+        name = info.name
+        if any(part.startswith("_") for part in name.split(".")):
+            continue
+        if name in API_EXCLUDE or name.startswith(tuple(p + "." for p in API_EXCLUDE)):
+            continue
+        if hasattr(importlib.import_module(name), "__all__"):
+            found.append(name)
+    rank = {name: i for i, name in enumerate(API_ORDER)}
+    return sorted(found, key=lambda name: (rank.get(name, len(rank)), name))
 
 
 def _public_names(module):
@@ -152,7 +187,7 @@ def _public_names(module):
 
 def _write_api_sections(path):
     homes, sections = {}, []
-    for name in API_PACKAGES:
+    for name in _api_packages():
         module = importlib.import_module(name)
         names = sorted(_public_names(module), key=str.lower)
         for n in names:

@@ -31,7 +31,9 @@ from amrlearn.neural import AMRNeuralNetClassifier, models
 from amrlearn.plotting import plot_robust_accuracy
 
 QUICK = os.environ.get("AMRLEARN_EXAMPLE_QUICK") == "1"
-n_train, n_test, epochs, pgd_steps = (1000, 100, 3, 20) if QUICK else (3000, 300, 6, 50)
+n_train, n_test, epochs, pgd_steps = (
+    (1000, 100, 3, 20) if QUICK else (3000, 300, 6, 50)
+)
 torch.manual_seed(0)
 
 try:
@@ -44,7 +46,9 @@ except DatasetNotFoundError:
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    X, X_test, y, y_test = train_test_split(
+        X, y, test_size=0.3, random_state=0
+    )
     eps = [0.0, 0.25, 0.5, 0.75, 1.0]  # 8x8 images: a smaller scale
 rng = np.random.default_rng(0)
 train = rng.choice(len(X), size=min(n_train, len(X)), replace=False)
@@ -88,7 +92,10 @@ for name, net in nets.items():
         random_state=0,
     )
     curves[name] = 100 * acc
-    print(f"{name}: " + ", ".join(f"eps={e}: {a:.1f}%" for e, a in zip(eps, curves[name])))
+    print(
+        f"{name}: "
+        + ", ".join(f"eps={e}: {a:.1f}%" for e, a in zip(eps, curves[name]))
+    )
 
 fig = plot_robust_accuracy({"MLP": {"eps": eps, "series": curves}})
 fig.set_size_inches(6, 4)

@@ -35,7 +35,9 @@ except DatasetNotFoundError:
 
     X, y = load_digits(n_class=2, return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    X, X_test, y, y_test = train_test_split(
+        X, y, test_size=0.3, random_state=0
+    )
 idx = np.random.default_rng(0).choice(
     len(X), size=min(1000 if QUICK else 3000, len(X)), replace=False
 )
@@ -56,10 +58,14 @@ columns, labels, values = [X_show], ["original"], [""]
 for name, model in models.items():
     X_adv = closest_boundary_point(model, X_show)
     margins = linear_margins(model, X_show, y_show)
-    assert np.allclose(np.linalg.norm(X_adv - X_show, axis=1), np.abs(margins), rtol=1e-4)
+    assert np.allclose(
+        np.linalg.norm(X_adv - X_show, axis=1), np.abs(margins), rtol=1e-4
+    )
     columns.append(X_adv)
     labels.append(f"{name}: boundary point")
-    values.append(f"avg |m| = {np.abs(linear_margins(model, X_test, y_test)).mean():.2f}")
+    values.append(
+        f"avg |m| = {np.abs(linear_margins(model, X_test, y_test)).mean():.2f}"
+    )
     print(f"{name}: margins of the shown images {np.round(margins, 2)}")
 
 # %%

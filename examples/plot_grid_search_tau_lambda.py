@@ -45,7 +45,9 @@ def widest_accurate(cv_results, slack=0.005):
     """Index of the best mean average margin among candidates within ``slack`` of the
     best mean accuracy."""
     acc = cv_results["mean_test_accuracy"]
-    avg = np.where(acc >= acc.max() - slack, cv_results["mean_test_avg_margin"], -np.inf)
+    avg = np.where(
+        acc >= acc.max() - slack, cv_results["mean_test_avg_margin"], -np.inf
+    )
     return int(np.argmax(avg))
 
 
@@ -61,7 +63,9 @@ search = GridSearchCV(
 search.fit(X, y)
 print("best parameters:", search.best_params_)
 best = margin_report(search.best_estimator_, X, y)
-print(f"refitted model: accuracy {best['accuracy']:.4f}, average margin {best['avg_margin']:.3f}")
+print(
+    f"refitted model: accuracy {best['accuracy']:.4f}, average margin {best['avg_margin']:.3f}"
+)
 
 # %%
 # Every metric of every candidate is in ``cv_results_``
@@ -69,9 +73,15 @@ print(f"refitted model: accuracy {best['accuracy']:.4f}, average margin {best['a
 # ``lam=0`` is plain logistic regression on the unit sphere; the average margin grows with
 # ``lam`` and with ``tau``, while the accuracy first holds and then drops.
 shape = (len(taus), len(lams))
-order = np.lexsort((search.cv_results_["param_lam"], search.cv_results_["param_tau"]))
-avg = np.asarray(search.cv_results_["mean_test_avg_margin"])[order].reshape(shape)
-acc = np.asarray(search.cv_results_["mean_test_accuracy"])[order].reshape(shape)
+order = np.lexsort(
+    (search.cv_results_["param_lam"], search.cv_results_["param_tau"])
+)
+avg = np.asarray(search.cv_results_["mean_test_avg_margin"])[order].reshape(
+    shape
+)
+acc = np.asarray(search.cv_results_["mean_test_accuracy"])[order].reshape(
+    shape
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, values, title, fmt in (
@@ -86,8 +96,17 @@ for ax, values, title, fmt in (
     ax.set_title(title)
     for i in range(shape[0]):
         for j in range(shape[1]):
-            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", color="w")
+            ax.text(
+                j,
+                i,
+                fmt.format(values[i, j]),
+                ha="center",
+                va="center",
+                color="w",
+            )
     fig.colorbar(im, ax=ax)
-fig.suptitle(f"GridSearchCV over tau and lam; refit chose {search.best_params_}")
+fig.suptitle(
+    f"GridSearchCV over tau and lam; refit chose {search.best_params_}"
+)
 fig.tight_layout()
 plt.show()

@@ -40,7 +40,9 @@ except DatasetNotFoundError:
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    X, X_test, y, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+    X, X_test, y, y_test = train_test_split(
+        X, y, test_size=0.3, random_state=0
+    )
 rng = np.random.default_rng(0)
 train = rng.choice(len(X), size=min(n_train, len(X)), replace=False)
 show = rng.choice(len(X_test), size=min(n_show, len(X_test)), replace=False)
@@ -71,10 +73,14 @@ net.fit(X, y)
 # A cheap budget: 256 points in the ball of radius 5 for the Lipschitz estimate (the
 # paper uses 50 x 1024), 100 DDN steps. With ``y`` given, the margins are signed:
 # negative where the net is wrong.
-bounds = margin_bounds(net, X_test, y_test, n_batches=1, batch_size=256, attack_steps=100)
+bounds = margin_bounds(
+    net, X_test, y_test, n_batches=1, batch_size=256, attack_steps=100
+)
 lower, upper = np.abs(bounds["lower"]), np.abs(bounds["upper"])
 assert np.all(lower <= upper + 1e-6)
-print(f"average margin: lower bound {lower.mean():.3f}, upper bound {upper.mean():.3f}")
+print(
+    f"average margin: lower bound {lower.mean():.3f}, upper bound {upper.mean():.3f}"
+)
 print(f"median ratio lower/upper: {np.median(lower / upper):.2f}")
 
 # %%
@@ -86,7 +92,13 @@ fig, ax = plt.subplots(figsize=(8, 4))
 ax.vlines(np.arange(len(order)), lower[order], upper[order], color="0.6", lw=1)
 ax.plot(lower[order], "^", ms=4, label="lower bound (Theorem 3)")
 ax.plot(upper[order], "v", ms=4, label="upper bound (DDN attack)")
-ax.plot(np.flatnonzero(wrong), upper[order][wrong], "x", color="k", label="misclassified")
+ax.plot(
+    np.flatnonzero(wrong),
+    upper[order][wrong],
+    "x",
+    color="k",
+    label="misclassified",
+)
 ax.set_xlabel("test sample (sorted by the upper bound)")
 ax.set_ylabel("l2 distance to the decision boundary")
 ax.set_title("Each sample's margin lies between the two bounds")

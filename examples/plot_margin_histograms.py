@@ -46,17 +46,24 @@ models = {
     "hard-margin SVM": HardMarginSVC(),
     "AMR (tau=5, lam=0.1)": AMRLogisticRegression(tau=5.0, lam=0.1),
 }
-margins = {name: linear_margins(model.fit(X, y), X, y) for name, model in models.items()}
+margins = {
+    name: linear_margins(model.fit(X, y), X, y)
+    for name, model in models.items()
+}
 for name, m in margins.items():
     s = summarize_margins(m)
-    print(f"{name:28s} min {s['min_margin']:7.3f}  average {s['avg_margin']:6.3f}")
+    print(
+        f"{name:28s} min {s['min_margin']:7.3f}  average {s['avg_margin']:6.3f}"
+    )
 
 # %%
 # Histograms on a shared axis
 # ---------------------------
 # Negative margins are misclassified points (AMR trades a few of them for a much larger
 # average margin; its loss still keeps the accuracy high).
-fig = plot_margin_histograms(list(margins.values()), list(margins.keys()), bins=40)
+fig = plot_margin_histograms(
+    list(margins.values()), list(margins.keys()), bins=40
+)
 fig.suptitle(f"{data_name}: exact l2 margins of the training points")
 fig.tight_layout()
 plt.show()
