@@ -107,7 +107,10 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "getting_started": [], "changelog": [], "api": []}
+html_sidebars = {
+    page: []
+    for page in ("index", "getting_started", "changelog", "api", "reproduction", "architecture")
+}
 
 # -- Types written the scikit-learn way ------------------------------------------------------
 # A numpydoc type such as ``ndarray of shape (n_features_in_,)`` or

@@ -42,8 +42,8 @@ X, y = X[idx], y[idx]
 # A refit rule: the widest margin among the (nearly) most accurate
 # -----------------------------------------------------------------
 def widest_accurate(cv_results, slack=0.005):
-    """Index of the best mean average margin among candidates within ``slack`` of the
-    best mean accuracy."""
+    """Index of the widest mean average margin among the candidates whose
+    mean accuracy is within ``slack`` of the best."""
     acc = cv_results["mean_test_accuracy"]
     avg = np.where(
         acc >= acc.max() - slack, cv_results["mean_test_avg_margin"], -np.inf
@@ -64,7 +64,8 @@ search.fit(X, y)
 print("best parameters:", search.best_params_)
 best = margin_report(search.best_estimator_, X, y)
 print(
-    f"refitted model: accuracy {best['accuracy']:.4f}, average margin {best['avg_margin']:.3f}"
+    f"refitted model: accuracy {best['accuracy']:.4f}, "
+    f"average margin {best['avg_margin']:.3f}"
 )
 
 # %%

@@ -79,7 +79,8 @@ bounds = margin_bounds(
 lower, upper = np.abs(bounds["lower"]), np.abs(bounds["upper"])
 assert np.all(lower <= upper + 1e-6)
 print(
-    f"average margin: lower bound {lower.mean():.3f}, upper bound {upper.mean():.3f}"
+    f"average margin: lower bound {lower.mean():.3f}, "
+    f"upper bound {upper.mean():.3f}"
 )
 print(f"median ratio lower/upper: {np.median(lower / upper):.2f}")
 

@@ -53,7 +53,8 @@ margins = {
 for name, m in margins.items():
     s = summarize_margins(m)
     print(
-        f"{name:28s} min {s['min_margin']:7.3f}  average {s['avg_margin']:6.3f}"
+        f"{name:28s} min {s['min_margin']:7.3f}  "
+        f"average {s['avg_margin']:6.3f}"
     )
 
 # %%

@@ -72,14 +72,14 @@ svm = summarize_margins(linear_margins(HardMarginSVC().fit(X, y), X, y))
 amr = summarize_margins(
     linear_margins(AMRLogisticRegression(tau=5.0, lam=0.1).fit(X, y), X, y)
 )
+for name, summary in (("SVM", svm), ("AMR", amr)):
+    print(
+        f"{name}: min margin {summary['min_margin']:.3f}, "
+        f"average margin {summary['avg_margin']:.3f}"
+    )
 print(
-    f"SVM: min margin {svm['min_margin']:.3f}, average margin {svm['avg_margin']:.3f}"
-)
-print(
-    f"AMR: min margin {amr['min_margin']:.3f}, average margin {amr['avg_margin']:.3f}"
-)
-print(
-    f"GD after {n_epochs} epochs: min {min_margin[-1]:.3f}, average {avg_margin[-1]:.3f}"
+    f"GD after {n_epochs} epochs: min margin {min_margin[-1]:.3f}, "
+    f"average margin {avg_margin[-1]:.3f}"
 )
 
 # %%
