@@ -61,3 +61,45 @@ def test_grid_search_on_dask_equals_serial(client):
     np.testing.assert_allclose(
         on_dask.best_estimator_.coef_, serial.best_estimator_.coef_, rtol=1e-10
     )
+
+
+def test_neural_grid_search_on_dask_equals_serial(client):
+    # A tiny net. The module is passed as an instance: every clone deep-copies it, so
+    # each fit starts from the same weights whatever the order in which the workers run
+    # them, and (no shuffling, no dropout) trains deterministically.
+    import joblib
+    import torch
+
+    from amrlearn.metrics import make_margin_report
+    from amrlearn.neural import AMRNeuralNetClassifier, models
+
+    torch.manual_seed(0)
+    X, y = _digits()
+    net = AMRNeuralNetClassifier(
+        models.MLP(X.shape[1], hidden=16, n_classes=2),
+        max_epochs=3,
+        lr=0.1,
+        batch_size=64,
+        verbose=0,
+    )
+    scoring = make_margin_report(
+        upper=False, bound_params={"n_batches": 1, "batch_size": 8, "random_state": 0}
+    )
+
+    def search(n_jobs):
+        return GridSearchCV(
+            net,
+            {"lam": [0.0, 0.1], "tau": [1.0]},
+            scoring=scoring,
+            refit="avg_margin",
+            cv=2,
+            n_jobs=n_jobs,
+        )
+
+    serial = search(None).fit(X, y)
+    with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
+        on_dask = search(-1).fit(X, y)
+    assert len(stream.data) > 0, "no task ran on the dask cluster"
+    assert on_dask.best_params_ == serial.best_params_
+    for key in ("mean_test_accuracy", "mean_test_avg_margin"):
+        np.testing.assert_allclose(on_dask.cv_results_[key], serial.cv_results_[key], rtol=1e-6)
