@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Real MNIST for tests and the demo, where the checkout sits beside shared/.
 export AMRLEARN_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint docs bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The documentation site, built offline into docs/_build/html with warnings as errors.
+docs: install
+	$(PIP) install -q -e ".[docs]" "$(TORCH_PIN)"
+	PYTHON=$(PY) docs/build.sh
+
 # The pins of the `bench` extra of pyproject.toml, installed with --no-deps so that the
 # benchmarks' peers cannot replace the CPU torch.
 BENCH_REQS = $(PY) -c "import sys; \
@@ -42,4 +47,4 @@ bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/auto_examples docs/generated

@@ -10,7 +10,9 @@ __all__ = [
     "is_linear_model",
     "is_torch_model",
     "linear_margins",
+    "lipschitz_margin_bound",
     "make_margin_report",
+    "margin_bounds",
     "margin_report",
     "margins_from_scores",
     "min_margin_scorer",
@@ -26,3 +28,7 @@ def __getattr__(name):
 
         return getattr(_bounds, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
