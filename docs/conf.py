@@ -45,7 +45,15 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
 # api_sections.rst is generated below and included by api.rst, not a page of its own.
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "api_sections.rst", "_gallery_order.py"]
+# reproduction/: the committed result folders of the reproductions (JSON and summaries that
+# docs/reproduction.md shows), data rather than pages.
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "api_sections.rst",
+    "_gallery_order.py",
+    "reproduction",
+]
 default_role = "literal"
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------------------

@@ -76,8 +76,11 @@ net.fit(X, y)
 bounds = margin_bounds(
     net, X_test, y_test, n_batches=1, batch_size=256, attack_steps=100
 )
-lower, upper = np.abs(bounds["lower"]), np.abs(bounds["upper"])
-assert np.all(lower <= upper + 1e-6)
+# ``lower`` and ``upper`` bracket the signed margin: for a misclassified sample the
+# interval is negative, ``[-upper distance, -lower distance]``. As distances:
+assert np.all(bounds["lower"] <= bounds["upper"])
+lower = np.minimum(np.abs(bounds["lower"]), np.abs(bounds["upper"]))
+upper = np.maximum(np.abs(bounds["lower"]), np.abs(bounds["upper"]))
 print(
     f"average margin: lower bound {lower.mean():.3f}, "
     f"upper bound {upper.mean():.3f}"
