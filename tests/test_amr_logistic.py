@@ -298,3 +298,45 @@ def test_convergence_warning_at_max_iter():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         AMRLogisticRegression(lam=3.0, tau=2.0).fit(X, y)
+
+
+# --- issue 9.1: no uninitialized memory, no false convergence ------------------------------
+
+
+def _dirty_allocator(n, value):
+    """Free many float64 buffers of ``n`` items filled with ``value``: numpy's and the C
+    allocator's caches then hand out memory holding ``value`` to the next allocations."""
+    junk = [np.full(n, value) for _ in range(200)]
+    del junk
+
+
+def test_no_intercept_fits_are_reproducible_on_a_dirty_allocator():
+    X, y = _digits01()
+    fits = []
+    for value in (0.0, np.nan, 1e300, -1e300):
+        _dirty_allocator(X.shape[1] + 1, value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no RuntimeWarning from NaN, no ConvergenceWarning
+            clf = AMRLogisticRegression(fit_intercept=False, random_state=0).fit(X, y)
+        fits.append(clf)
+    for clf in fits[1:]:
+        assert np.array_equal(clf.coef_, fits[0].coef_)
+        assert np.array_equal(clf.objective_path_, fits[0].objective_path_)
+    assert np.all(fits[0].intercept_ == 0.0)
+
+
+def test_inner_solver_failure_is_not_reported_as_convergence(monkeypatch):
+    # An inner L-BFGS that meets a non-finite gradient stops at its starting point; the
+    # fit must say it did not converge instead of calling that point a fixed point.
+    from amrlearn.linear_model import _cccp
+
+    original = _cccp._surrogate
+
+    def broken(*args, **kwargs):
+        value, grad, *rest = original(*args, **kwargs)
+        return (value, np.full_like(grad, np.nan), *rest)
+
+    monkeypatch.setattr(_cccp, "_surrogate", broken)
+    X, y = _digits01()
+    with pytest.warns(ConvergenceWarning, match="inner L-BFGS solver failed"):
+        AMRLogisticRegression(init="mean").fit(X, y)

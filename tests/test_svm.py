@@ -117,8 +117,10 @@ def test_not_separable_raises(working_set):
     X = np.vstack([X, X[:1]])
     y = np.concatenate([y, 1 - y[:1]])  # the same point with both labels
     clf = HardMarginSVC(working_set=working_set, chunk_size=10)
-    with pytest.raises(ValueError, match="not linearly separable"):
+    with pytest.raises(ValueError, match="not linearly separable") as err:
         clf.fit(X, y)
+    # The message gives the size of the data, not that of the working set (issue 9).
+    assert "201 samples" in str(err.value), str(err.value)
 
 
 def test_not_separable_xor_raises():

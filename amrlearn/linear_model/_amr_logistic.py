@@ -98,7 +98,7 @@ def _fit_binary(X, y, w0, b0, *, lam, tau, loss, fit_intercept, tol, max_iter, v
     for _ in bar:
         n_iter += 1
         slopes = cccp_linearization(margins)
-        accepted = None
+        accepted, success = None, True
         for _retry in range(_SMOOTHING_RETRIES):
             w_new, b_new, info = cccp_step(w, b, X, y, lam=lam, tau=tau, loss=loss,
                                            smoothing=smoothing, fit_intercept=fit_intercept,
@@ -106,13 +106,16 @@ def _fit_binary(X, y, w0, b0, *, lam, tau, loss, fit_intercept, tol, max_iter, v
                                            margins=margins)
             m_new = info["margins"]
             obj_new = amr_objective(m_new, lam=lam, tau=tau, loss=loss)
-            if obj_new <= obj:
+            success = info["success"]
+            if success and obj_new <= obj:
                 accepted = (w_new, b_new, m_new, obj_new, info)
                 break
             # The smoothed step overshot the exact objective: smooth less and retry.
             smoothing = max(smoothing * 1e-2, floor)
         if accepted is None:
-            converged = True  # no descent left at the finest smoothing: a fixed point
+            # No descent left at the finest smoothing is a fixed point, unless the inner
+            # solver failed (non-finite values, or stopped at its start): not converged.
+            converged = success
             break
         w, b, margins, obj_new, info = accepted
         decrease = obj - obj_new
@@ -371,8 +374,9 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
             all_converged &= converged
         if not all_converged:
             warnings.warn(
-                f"CCCP reached max_iter={self.max_iter} before the objective stopped "
-                "decreasing; increase max_iter or tol.",
+                f"CCCP did not converge: it reached max_iter={self.max_iter} before the "
+                "objective stopped decreasing (increase max_iter or tol), or the inner "
+                "L-BFGS solver failed (non-finite values; check the scale of X).",
                 ConvergenceWarning,
                 stacklevel=2,
             )

@@ -286,7 +286,7 @@ def _surrogate(z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept):
     r = dm * y / n
     g_w = (X.T @ r.astype(X.dtype, copy=False)).astype(np.float64, copy=False)
     g_v = (g_w - (g_w @ w) * w) / nv
-    grad = np.empty_like(z)
+    grad = np.zeros_like(z)  # without an intercept its slot must read 0, not stale memory
     grad[:d] = g_v
     if fit_intercept:
         grad[d] = r.sum()
@@ -350,8 +350,9 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
     b_new : float
     info : dict
         ``tight`` (bool, see above), ``multiplier`` (``-g.w``), ``n_evals`` (function
-        evaluations), ``surrogate`` (value of the majorizer at the new point) and
-        ``margins`` (``y (X w_new + b_new)``).
+        evaluations), ``surrogate`` (value of the majorizer at the new point),
+        ``margins`` (``y (X w_new + b_new)``) and ``success`` (False when the step ended on
+        non-finite values, or when L-BFGS failed without leaving its starting point).
 
     Examples
     --------
@@ -389,6 +390,11 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
     val, g_w, w_new, m_new = last["val"], last["g_w"], last["w"], last["m"]
     b_new = float(z[d]) if fit_intercept else 0.0
     multiplier = -float(g_w @ w_new)
+    # A step that ends on non-finite values, or an L-BFGS run that stops without a
+    # successful line search at its starting point, is not a minimizer of the majorizer.
+    finite = bool(np.isfinite(val) and np.all(np.isfinite(g_w)) and np.all(np.isfinite(z)))
+    moved = not np.array_equal(z, z0)
     info = {"tight": multiplier >= 0.0, "multiplier": multiplier,
-            "n_evals": counter[0], "surrogate": float(val), "margins": m_new}
+            "n_evals": counter[0], "surrogate": float(val), "margins": m_new,
+            "success": finite and (bool(res.success) or moved)}
     return w_new, b_new, info

@@ -38,7 +38,7 @@ _DROP_RTOL = 1e-6
 _INFEASIBLE = (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
 
 
-def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
+def _solve_hard_margin_qp(X, y, *, solver, solver_options=None, n_total=None):
     """Solve ``min 1/2 ||w||^2 s.t. y_i (w.x_i + b) >= 1`` exactly as written.
 
     Parameters
@@ -49,6 +49,8 @@ def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
         A cvxpy solver name.
     solver_options : dict, default=None
         Keyword arguments of :meth:`cvxpy.Problem.solve`.
+    n_total : int, default=None
+        Size of the training data when ``X`` is a working set of it (for the message).
 
     Returns
     -------
@@ -70,9 +72,11 @@ def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
     problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(w)), constraints)
     problem.solve(solver=solver, **(solver_options or {}))
     if problem.status in _INFEASIBLE:
+        n = X.shape[0] if n_total is None else n_total
+        where = "" if n == X.shape[0] else f" (already on a working set of {X.shape[0]})"
         raise ValueError(
-            f"The data are not linearly separable: the hard-margin QP is {problem.status} "
-            f"(solver {solver}) on {X.shape[0]} samples. A hard-margin SVM exists only for "
+            f"The data are not linearly separable: the hard-margin QP on the {n} samples is "
+            f"{problem.status} (solver {solver}){where}. A hard-margin SVM exists only for "
             "linearly separable classes; use a soft-margin classifier such as "
             "sklearn.svm.LinearSVC instead."
         )
@@ -133,7 +137,7 @@ def _hard_margin_working_set(
         # If a subset of the constraints is infeasible, so is the full set: the
         # "not linearly separable" error raised for a working set holds for the data.
         w, b, alpha_work = _solve_hard_margin_qp(
-            X[work], y[work], solver=solver, solver_options=solver_options
+            X[work], y[work], solver=solver, solver_options=solver_options, n_total=X.shape[0]
         )
         functional = y * (X @ w + b)
         violated = np.flatnonzero(functional < 1.0 - tol)
