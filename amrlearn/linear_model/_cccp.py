@@ -293,8 +293,23 @@ def _surrogate(z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept):
     return value, grad, g_w, w, m
 
 
-def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_intercept=True,
-              max_inner=200, gtol=1e-6, ftol=1e-12, scale=1.0, margins=None):
+def cccp_step(
+    w,
+    b,
+    X,
+    y,
+    *,
+    lam,
+    tau,
+    loss="logistic",
+    smoothing=0.0,
+    fit_intercept=True,
+    max_inner=200,
+    gtol=1e-6,
+    ftol=1e-12,
+    scale=1.0,
+    margins=None,
+):
     """One CCCP iteration for objective (11) on the unit sphere.
 
     Linearizes ``-lam * H_0`` at ``(w, b)`` (:func:`cccp_linearization`) and minimizes the
@@ -377,13 +392,19 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
 
     def fun(z):
         counter[0] += 1
-        val, grad, g_w, w_z, m_z = _surrogate(z, X, y, slopes, lam, tau, loss, smoothing,
-                                               fit_intercept)
+        val, grad, g_w, w_z, m_z = _surrogate(
+            z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept
+        )
         last.update(z=z.copy(), val=val, g_w=g_w, w=w_z, m=m_z)
         return val, grad
 
-    res = minimize(fun, z0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_inner, "gtol": gtol, "ftol": ftol, "maxcor": 10})
+    res = minimize(
+        fun,
+        z0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_inner, "gtol": gtol, "ftol": ftol, "maxcor": 10},
+    )
     z = res.x
     if not np.array_equal(z, last["z"]):
         fun(z)
@@ -394,7 +415,12 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
     # successful line search at its starting point, is not a minimizer of the majorizer.
     finite = bool(np.isfinite(val) and np.all(np.isfinite(g_w)) and np.all(np.isfinite(z)))
     moved = not np.array_equal(z, z0)
-    info = {"tight": multiplier >= 0.0, "multiplier": multiplier,
-            "n_evals": counter[0], "surrogate": float(val), "margins": m_new,
-            "success": finite and (bool(res.success) or moved)}
+    info = {
+        "tight": multiplier >= 0.0,
+        "multiplier": multiplier,
+        "n_evals": counter[0],
+        "surrogate": float(val),
+        "margins": m_new,
+        "success": finite and (bool(res.success) or moved),
+    }
     return w_new, b_new, info
