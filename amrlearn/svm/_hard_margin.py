@@ -199,8 +199,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         The intercept ``b``.
     support_ : ndarray of shape (n_SV,)
         Indices of the support vectors in the training data, in increasing order.
-    support_vectors_ : ndarray of shape (n_SV, n_features)
-        The support vectors.
+    support_vectors_ : {ndarray, sparse matrix} of shape (n_SV, n_features)
+        The support vectors, sparse when ``X`` is (as in :class:`sklearn.svm.SVC`).
     n_support_ : ndarray of shape (2,)
         Number of support vectors of each class.
     dual_coef_ : ndarray of shape (1, n_SV)
@@ -308,8 +308,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training samples.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training samples. CSR and CSC matrices are handed to cvxpy as they are.
         y : array-like of shape (n_samples,)
             Labels of exactly two classes, linearly separable.
 
@@ -325,7 +325,7 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         RuntimeError
             If the solver ends with a status other than optimal or infeasible.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=np.float64, accept_sparse=["csr", "csc"])
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y")
         if y_type != "binary":
@@ -381,5 +381,5 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
