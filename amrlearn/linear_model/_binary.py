@@ -59,7 +59,11 @@ def _inner_tolerances(tol):
 
 def _sample_scale(X):
     """Root-mean-square norm of the samples: the starting ``||v||`` of the inner solves."""
-    sq = X.multiply(X).sum() if sp.issparse(X) else np.vdot(X, X)
+    if sp.issparse(X):  # no squared copy of X: the stored values, once duplicates are summed
+        X.sum_duplicates()
+        sq = np.vdot(X.data, X.data)
+    else:
+        sq = np.vdot(X, X)
     scale = float(np.sqrt(sq / X.shape[0]))
     return scale if np.isfinite(scale) and scale > 0 else 1.0
 

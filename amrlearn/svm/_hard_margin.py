@@ -117,7 +117,8 @@ def _hard_margin_working_set(
     Each round solves the QP on a working set of constraints, a relaxation of the full
     problem. If every constraint of the full problem then holds to ``tol``, the working-set
     solution is optimal for the full problem; otherwise the ``chunk_size`` most violated
-    constraints are added, inactive ones dropped, and the loop goes on.
+    constraints (or half the working set's size, if larger) are added, inactive ones
+    dropped, and the loop goes on.
 
     Returns
     -------
@@ -150,7 +151,10 @@ def _hard_margin_working_set(
         if len(violated) == 0:
             break
         keep = (alpha_work > _DROP_RTOL * alpha_work.max()) | (functional[work] <= 1.0 + tol)
-        worst = violated[np.argsort(functional[violated], kind="stable")[:chunk_size]]
+        # Grow by at least half the working set: when most samples are support vectors
+        # (more features than samples, as on sparse text data) the rounds stay logarithmic.
+        n_add = max(chunk_size, len(work) // 2)
+        worst = violated[np.argsort(functional[violated], kind="stable")[:n_add]]
         work = np.union1d(work[keep], worst)
     bar.close()
     alpha = np.zeros(X.shape[0])
@@ -181,9 +185,9 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         Constraint generation stops when every training sample has
         ``y_i f(x_i) >= 1 - tol``; a sample below is a violated constraint.
     chunk_size : int, default=50
-        Size of the initial working set (half per class) and the largest number of violated
-        constraints added per round. Data of at most ``chunk_size`` samples are solved in
-        one QP.
+        Size of the initial working set (half per class), and the number of violated
+        constraints added per round while the working set is smaller than twice that (then
+        half its size). Data of at most ``chunk_size`` samples are solved in one QP.
     max_rounds : int, default=100
         Largest number of working-set QPs to solve. Ignored when ``working_set=False``.
     verbose : int, default=0
@@ -236,8 +240,9 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     With ``working_set=True`` the constraints are generated: the first working set holds
     the samples of each class that lie furthest towards the other class along the
     difference of the class means; each round adds the ``chunk_size`` most violated
-    constraints of the full problem and drops those that are inactive (zero dual, margin
-    above ``1 + tol``). Every working-set QP is a relaxation of the full QP, so
+    constraints of the full problem (half the working set's size if that is larger, so
+    that data whose samples are nearly all support vectors need few rounds) and drops
+    those that are inactive (zero dual, margin above ``1 + tol``). Every working-set QP is a relaxation of the full QP, so
 
     * if it is infeasible, the full QP is too: the data are not separable;
     * if its solution satisfies every constraint of the full QP, it is optimal for the full
