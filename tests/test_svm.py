@@ -262,3 +262,19 @@ def test_matches_libsvm_on_mnist_subset(mnist_01_subset):
     assert report["accuracy"] == 1.0
     assert_allclose(report["min_margin"], clf.margin_, rtol=1e-6)
     assert report["avg_margin"] > report["min_margin"] > 0
+
+
+def test_installed_solvers_is_not_called_at_import():
+    # Issue 10: asking cvxpy for its installed solvers probes every solver; do it in fit.
+    import subprocess
+    import sys
+
+    code = (
+        "import cvxpy as cp\n"
+        "calls = []\n"
+        "original = cp.installed_solvers\n"
+        "cp.installed_solvers = lambda: calls.append(1) or original()\n"
+        "import amrlearn.svm\n"
+        "assert not calls, 'installed_solvers() ran at import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

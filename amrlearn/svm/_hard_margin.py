@@ -23,6 +23,7 @@ from ..utils._compat import (
     StrOptions,
     _fit_context,
     validate_data,
+    validate_parameter_constraints,
 )
 
 __all__ = ["HardMarginSVC"]
@@ -242,7 +243,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     difference of the class means; each round adds the ``chunk_size`` most violated
     constraints of the full problem (half the working set's size if that is larger, so
     that data whose samples are nearly all support vectors need few rounds) and drops
-    those that are inactive (zero dual, margin above ``1 + tol``). Every working-set QP is a relaxation of the full QP, so
+    those that are inactive (zero dual, margin above ``1 + tol``). Every working-set QP is
+    a relaxation of the full QP, so
 
     * if it is infeasible, the full QP is too: the data are not separable;
     * if its solution satisfies every constraint of the full QP, it is optimal for the full
@@ -279,7 +281,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "solver": [StrOptions(set(cp.installed_solvers()))],
+        # A string here; checked against cvxpy.installed_solvers() in fit, not at import.
+        "solver": [str],
         "solver_options": [dict, None],
         "working_set": ["boolean"],
         "tol": [Interval(Real, 0, 1, closed="left")],
@@ -330,6 +333,11 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         RuntimeError
             If the solver ends with a status other than optimal or infeasible.
         """
+        validate_parameter_constraints(
+            {"solver": [StrOptions(set(cp.installed_solvers()))]},
+            {"solver": self.solver},
+            caller_name=type(self).__name__,
+        )
         X, y = validate_data(self, X, y, dtype=np.float64, accept_sparse=["csr", "csc"])
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y")
