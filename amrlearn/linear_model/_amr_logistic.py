@@ -78,9 +78,9 @@ class AMRLogisticRegression(LinearClassifierMixin, BaseEstimator):
         each stage (multiclass: the ``"logistic"`` start, then the AMR objective).
     init : {"logistic", "mean"} or array-like, default="logistic"
         Starting point. ``"logistic"``: plain logistic regression on the sphere (the
-        ``lam=0`` problem), solved loosely: three L-BFGS iterations from ``"mean"``, which
-        on MNIST 0 vs 1 reach the same CCCP solution as ten, in fewer function
-        evaluations (20 in all instead of 24). Multiclass: scikit-learn's multinomial
+        ``lam=0`` problem), solved loosely: three L-BFGS iterations from ``"mean"`` (as
+        good a start as ten, for fewer function evaluations in all; see
+        ``benchmarks/bench_amr_logistic.py``). Multiclass: scikit-learn's multinomial
         logistic regression (``lam=0``) from zero. ``"mean"``: the unit difference of the
         class means, with the bias through their midpoint (multiclass: the
         nearest-centroid classifier). An array of shape (n_features,) (binary) gives the
@@ -166,11 +166,11 @@ class AMRLogisticRegression(LinearClassifierMixin, BaseEstimator):
     root-mean-square of ``||w_j - w_k||`` (``sum_{j<k} ||w_j - w_k||^2 = K ||W||_F^2``
     for centred rows). A *fixed* radius, the literal analogue of the binary sphere
     (centred rows, unit RMS pairwise difference), reduces to (11) for two classes, but it
-    fixes the softmax's temperature in the units of ``X``: on scikit-learn's digits
-    (``X / 16``) it lowers test accuracy from 0.97 to 0.91. Normalizing each pairwise
-    difference is possible only when the class weights form a regular simplex.
-    One-vs-rest was dropped: with unit-norm weights and a 1:9 imbalance every
-    sub-model learned "rest" (digits: accuracy 0.875, class 8's recall 0.49).
+    fixes the softmax's temperature in the units of ``X``, and costs accuracy where
+    class distances are small in those units (digits scaled to [0, 1]; the measurements
+    are in ``docs/architecture.md``). Normalizing each pairwise difference is possible
+    only when the class weights form a regular simplex. One-vs-rest was dropped: with
+    unit-norm weights and a 1:9 imbalance every sub-model learned "rest".
 
     *The solver.* The regularizer is a difference of convex functions of ``m_i``, but
     ``m_i`` is a minimum of ratios of affine functions, neither convex nor concave in

@@ -51,7 +51,7 @@ def _inner_tolerances(tol):
     The outer loop stops when an iteration lowers the objective by less than ``tol``
     (relative); the inner solves stop when an L-BFGS iteration lowers the majorizer by less
     than ``tol / 1000`` (relative), so they are solved well below the outer resolution
-    (on MNIST 0 vs 1 the margins then agree with a 1e-12 inner tolerance to ~1e-5).
+    (tests/test_amr_logistic.py compares with a tight solve).
     """
     tol = max(tol, 1e-10)
     return tol * 1e-1, tol * 1e-3
