@@ -131,3 +131,16 @@ def test_sparse_input_is_not_copied_to_dense_float64(monkeypatch):
     clf = AMRLogisticRegression(lam=0.1).fit(X32, y)
     assert clf.coef_.dtype == np.float64
     assert clf.score(X32, y) > 0.8
+
+
+def test_margins_of_a_model_with_sparse_coef():
+    # sklearn's SVC fitted on sparse X stores a sparse coef_; its margins are still exact.
+    from sklearn.svm import SVC
+
+    X, y = _sparse_separable()
+    dense = SVC(kernel="linear", C=1e3).fit(X.toarray(), y)
+    sparse = SVC(kernel="linear", C=1e3).fit(X, y)
+    assert sp.issparse(sparse.coef_)
+    np.testing.assert_allclose(
+        linear_margins(sparse, X, y), linear_margins(dense, X.toarray(), y), atol=1e-6
+    )

@@ -60,7 +60,10 @@ def _linear_parts(estimator):
         return coef, intercept, estimator[:-1].transform
 
     check_is_fitted(estimator, "coef_")
-    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    coef = estimator.coef_
+    if sp.issparse(coef):  # e.g. sklearn's SVC fitted on sparse X; (n_outputs, n_features)
+        coef = coef.toarray()
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     _check_argmax_model(estimator, coef)
     intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
     intercept = np.broadcast_to(np.atleast_1d(intercept), (coef.shape[0],)).copy()
