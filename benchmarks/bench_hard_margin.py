@@ -1,23 +1,37 @@
-"""HardMarginSVC against libsvm's hard margin, SVC(kernel="linear", C=1e6), on MNIST 0-vs-1.
+"""HardMarginSVC against libsvm's hard margin, SVC(kernel="linear", C=1e6).
 
 Usage::
 
-    python benchmarks/bench_hard_margin.py [--quick] [--repeats 5] [--out FILE.json]
+    python benchmarks/bench_hard_margin.py [--problem mnist01|many_sv|sparse] [--quick]
+        [--repeats 5] [--out FILE.json]
+
+Problems:
+
+* ``mnist01`` (default): MNIST 0-vs-1, 12,665 x 784, few support vectors. Needs MNIST in
+  the data home (``$AMRLEARN_DATA``). Writes ``results/hard_margin.json``.
+* ``many_sv``: 20,000 x 300 standard normal samples labelled by a random hyperplane through
+  the origin (seeded): separable, with about 300 (= n_features) support vectors. Writes
+  ``results/hard_margin_many_sv.json``. Target: time ratio <= 1.0, cosine >= 0.9999.
+* ``sparse``: CSR of density 0.001 with 50,000 features (uniform [0, 1) values, seeded),
+  labelled by the sign of a random hyperplane, thresholded at its median: separable by
+  construction. ``--n-samples`` sets the rows (100,000 in the issue; libsvm's time grows
+  quickly with it). Writes ``results/hard_margin_sparse.json``.
 
 Both estimators are timed in the same run, their fits interleaved (best of ``--repeats``).
 The script prints and writes the time ratio (ours / libsvm), the cosine of the two weight
 vectors, both minimum margins on the training data, the support-set sizes and whether the
-sets are equal, and the KKT residuals of our solution. Needs MNIST in the data home
-(``$AMRLEARN_DATA``).
+sets are equal, and the KKT residuals of our solution.
 """
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from sklearn.svm import SVC
 
@@ -25,7 +39,12 @@ from amrlearn.datasets import load_mnist
 from amrlearn.metrics import linear_margins
 from amrlearn.svm import HardMarginSVC
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "hard_margin.json"
+RESULTS = Path(__file__).parent / "results"
+OUTPUTS = {
+    "mnist01": RESULTS / "hard_margin.json",
+    "many_sv": RESULTS / "hard_margin_many_sv.json",
+    "sparse": RESULTS / "hard_margin_sparse.json",
+}
 
 
 def _timed_fits(makers, X, y, repeats):
@@ -49,10 +68,9 @@ def _kkt_residuals(clf, X, y):
     w, b = clf.coef_[0], clf.intercept_[0]
     alpha_y = clf.dual_coef_[0]
     functional = y_pm * (X @ w + b)
+    combination = np.asarray(clf.support_vectors_.T @ alpha_y).ravel()
     return {
-        "stationarity_rel": float(
-            np.linalg.norm(alpha_y @ clf.support_vectors_ - w) / np.linalg.norm(w)
-        ),
+        "stationarity_rel": float(np.linalg.norm(combination - w) / np.linalg.norm(w)),
         "sum_alpha_y": float(alpha_y.sum()),
         "min_functional_margin": float(functional.min()),
         "max_sv_functional_margin_gap": float(np.abs(functional[clf.support_] - 1).max()),
@@ -60,20 +78,49 @@ def _kkt_residuals(clf, X, y):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 3000-sample subset")
-    parser.add_argument("--repeats", type=int, default=5, help="fits per estimator (best kept)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output file")
-    args = parser.parse_args(argv)
+def many_sv_problem(n_samples=20_000, n_features=300, seed=0):
+    """Separable Gaussian data with about ``n_features`` support vectors (seeded)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    return X, (X @ rng.standard_normal(n_features) > 0).astype(np.int64)
 
+
+def sparse_problem(n_samples=100_000, n_features=50_000, density=0.001, seed=0):
+    """A sparse CSR problem, separable by construction (seeded)."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_samples, n_features, density=density, format="csr", random_state=rng)
+    score = X @ rng.standard_normal(n_features)
+    return X, (score > np.median(score)).astype(np.int64)
+
+
+def _load(problem, quick, n_samples):
+    if problem == "many_sv":
+        X, y = many_sv_problem(n_samples or (5000 if quick else 20_000))
+        return X, y, f"many_sv (normal, separable through 0): {X.shape[0]} x {X.shape[1]}"
+    if problem == "sparse":
+        X, y = sparse_problem(n_samples or (10_000 if quick else 100_000))
+        return X, y, f"sparse CSR, density 0.001: {X.shape[0]} x {X.shape[1]}"
     X, y = load_mnist(subset="train", classes=(0, 1), return_X_y=True)
-    if args.quick:
+    if quick:
         idx = np.random.RandomState(0).choice(len(y), 3000, replace=False)
         X, y = X[idx], y[idx]
-    X = X.astype(np.float64)  # both estimators work in float64; convert once, untimed
-    print(f"MNIST 0-vs-1: {X.shape[0]} x {X.shape[1]}")
+    # both estimators work in float64; convert once, untimed
+    return X.astype(np.float64), y, f"MNIST 0-vs-1: {X.shape[0]} x {X.shape[1]}"
 
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=sorted(OUTPUTS), default="mnist01")
+    parser.add_argument("--quick", action="store_true", help="a smaller problem")
+    parser.add_argument("--n-samples", type=int, default=None, help="rows (many_sv, sparse)")
+    parser.add_argument("--repeats", type=int, default=5, help="fits per estimator (best kept)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output file")
+    args = parser.parse_args(argv)
+    out = args.out or OUTPUTS[args.problem]
+
+    X, y, description = _load(args.problem, args.quick, args.n_samples)
+    print(description)
+    load_before = os.getloadavg()[0]
     fitted, times = _timed_fits(
         {"ours": HardMarginSVC, "libsvm": lambda: SVC(kernel="linear", C=1e6)},
         X,
@@ -83,12 +130,18 @@ def main(argv=None):
     ours, ref = fitted["ours"], fitted["libsvm"]
     t_ours, t_ref = min(times["ours"]), min(times["libsvm"])
 
-    w, w_ref = ours.coef_[0], ref.coef_[0]
+    w, w_ref = (
+        ours.coef_[0],
+        np.asarray(ref.coef_.todense() if sp.issparse(ref.coef_) else ref.coef_)[0],
+    )
     cosine = float(w @ w_ref / (np.linalg.norm(w) * np.linalg.norm(w_ref)))
     sv_ours, sv_ref = set(ours.support_.tolist()), set(ref.support_.tolist())
     result = {
+        "problem": args.problem,
+        "data": description,
         "n_samples": int(X.shape[0]),
         "n_features": int(X.shape[1]),
+        "sparse": bool(sp.issparse(X)),
         "quick": bool(args.quick),
         "repeats": args.repeats,
         "time_ours_s": t_ours,
@@ -104,8 +157,12 @@ def main(argv=None):
         "n_support_libsvm": len(sv_ref),
         "same_support_set": sv_ours == sv_ref,
         "working_set_rounds": int(ours.n_iter_),
-        "libsvm_max_abs_dual": float(np.abs(ref.dual_coef_).max()),
+        "libsvm_max_abs_dual": float(
+            np.abs(ref.dual_coef_.data if sp.issparse(ref.dual_coef_) else ref.dual_coef_).max()
+        ),
         "kkt_ours": _kkt_residuals(ours, X, y),
+        "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
+        "cpus": os.cpu_count(),
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -126,9 +183,9 @@ def main(argv=None):
         "working_set_rounds",
     ):
         print(f"{key:>28}: {result[key]}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
     return result
 
 

@@ -117,8 +117,10 @@ def test_not_separable_raises(working_set):
     X = np.vstack([X, X[:1]])
     y = np.concatenate([y, 1 - y[:1]])  # the same point with both labels
     clf = HardMarginSVC(working_set=working_set, chunk_size=10)
-    with pytest.raises(ValueError, match="not linearly separable"):
+    with pytest.raises(ValueError, match="not linearly separable") as err:
         clf.fit(X, y)
+    # The message gives the size of the data, not that of the working set (issue 9).
+    assert "201 samples" in str(err.value), str(err.value)
 
 
 def test_not_separable_xor_raises():
@@ -260,3 +262,19 @@ def test_matches_libsvm_on_mnist_subset(mnist_01_subset):
     assert report["accuracy"] == 1.0
     assert_allclose(report["min_margin"], clf.margin_, rtol=1e-6)
     assert report["avg_margin"] > report["min_margin"] > 0
+
+
+def test_installed_solvers_is_not_called_at_import():
+    # Issue 10: asking cvxpy for its installed solvers probes every solver; do it in fit.
+    import subprocess
+    import sys
+
+    code = (
+        "import cvxpy as cp\n"
+        "calls = []\n"
+        "original = cp.installed_solvers\n"
+        "cp.installed_solvers = lambda: calls.append(1) or original()\n"
+        "import amrlearn.svm\n"
+        "assert not calls, 'installed_solvers() ran at import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,17 +1,16 @@
-"""``AMRLogisticRegression``: objective (11) of Wu & Yu, solved by CCCP on the unit sphere."""
+"""``AMRLogisticRegression``: objective (11) of Wu & Yu by CCCP, and its multiclass form."""
 
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils import progress
 from ..utils._compat import (
     Interval,
     LinearClassifierMixin,
@@ -19,118 +18,21 @@ from ..utils._compat import (
     _fit_context,
     validate_data,
 )
-from ._cccp import LOSSES, amr_objective, cccp_linearization, cccp_step
+from ._binary import (
+    _WARM_START_ITER,
+    _class_means,
+    _fit_binary,
+    _inner_tolerances,
+    _mean_direction,
+    _sample_scale,
+)
+from ._cccp import LOSSES, cccp_step
+from ._multinomial import _FTOL_FACTOR, fit_multinomial_amr, nearest_centroid_start
 
 __all__ = ["AMRLogisticRegression"]
 
-# Smoothing of the kinks of H_tau (and of the hinge loss) at the first CCCP iteration,
-# relative to max(tau, 1); it is divided by 10 at every iteration down to the floor.
-_SMOOTHING_START = 1e-2
-_SMOOTHING_FLOOR = 1e-8
-_SMOOTHING_RETRIES = 4
-# L-BFGS iterations of the logistic warm start (init="logistic"): a rough solution is
-# enough, CCCP refines it.
-_WARM_START_ITER = 3
 
-
-def _class_means(X, y):
-    """Means of the samples with ``y > 0`` and with ``y < 0``, in one pass over ``X``."""
-    pos = y > 0
-    weights = np.column_stack([pos / pos.sum(), ~pos / (~pos).sum()]).astype(X.dtype)
-    means = (X.T @ weights).astype(np.float64, copy=False)
-    return means[:, 0], means[:, 1]
-
-
-def _mean_direction(X, y, rng):
-    """Unit class-mean difference and the bias through the midpoint (random if degenerate)."""
-    pos, neg = _class_means(X, y)
-    w = pos - neg
-    norm = np.linalg.norm(w)
-    if not np.isfinite(norm) or norm <= 1e-12:
-        w = rng.standard_normal(X.shape[1])
-        norm = np.linalg.norm(w)
-    w = w / norm
-    return w, -float(w @ (pos + neg)) / 2.0
-
-
-def _margins(w, b, X, y):
-    return y * (X @ w.astype(X.dtype, copy=False)).astype(np.float64, copy=False) + y * b
-
-
-def _inner_tolerances(tol):
-    """``(gtol, ftol)`` of the inner L-BFGS solves for the outer tolerance ``tol``.
-
-    The outer loop stops when an iteration lowers the objective by less than ``tol``
-    (relative); the inner solves stop when an L-BFGS iteration lowers the majorizer by less
-    than ``tol / 1000`` (relative), so they are solved well below the outer resolution
-    (on MNIST 0 vs 1 the margins then agree with a 1e-12 inner tolerance to ~1e-5).
-    """
-    tol = max(tol, 1e-10)
-    return tol * 1e-1, tol * 1e-3
-
-
-def _sample_scale(X):
-    """Root-mean-square norm of the samples: the starting ``||v||`` of the inner solves."""
-    scale = float(np.linalg.norm(X)) / np.sqrt(X.shape[0])
-    return scale if np.isfinite(scale) and scale > 0 else 1.0
-
-
-def _fit_binary(X, y, w0, b0, *, lam, tau, loss, fit_intercept, tol, max_iter, verbose,
-                scale=1.0):
-    """CCCP for one binary problem with labels ``y`` in {-1, +1}, from ``(w0, b0)``.
-
-    Returns ``(w, b, n_iter, objective_path, tight, converged)``.
-    """
-    gtol, ftol = _inner_tolerances(tol)
-    w, b = w0, (b0 if fit_intercept else 0.0)
-    margins = _margins(w, b, X, y)
-    obj = amr_objective(margins, lam=lam, tau=tau, loss=loss)
-    path, tight = [obj], []
-    # Moreau smoothing moves the inner objective by at most lam * mu / 2 (H_tau) plus
-    # mu / 2 (hinge loss): start where that is a fraction tol of the objective.
-    weight = lam + (1.0 if loss == "hinge" else 0.0)
-    floor = _SMOOTHING_FLOOR * max(tau, 1.0)
-    smoothing = _SMOOTHING_START * max(tau, 1.0)
-    if weight > 0:
-        smoothing = max(min(smoothing, tol * abs(obj) / weight), floor)
-    n_iter, converged = 0, False
-    bar = progress(range(max_iter), verbose=verbose, desc="CCCP")
-    for _ in bar:
-        n_iter += 1
-        slopes = cccp_linearization(margins)
-        accepted = None
-        for _retry in range(_SMOOTHING_RETRIES):
-            w_new, b_new, info = cccp_step(w, b, X, y, lam=lam, tau=tau, loss=loss,
-                                           smoothing=smoothing, fit_intercept=fit_intercept,
-                                           gtol=gtol, ftol=ftol, scale=scale,
-                                           margins=margins)
-            m_new = info["margins"]
-            obj_new = amr_objective(m_new, lam=lam, tau=tau, loss=loss)
-            if obj_new <= obj:
-                accepted = (w_new, b_new, m_new, obj_new, info)
-                break
-            # The smoothed step overshot the exact objective: smooth less and retry.
-            smoothing = max(smoothing * 1e-2, floor)
-        if accepted is None:
-            converged = True  # no descent left at the finest smoothing: a fixed point
-            break
-        w, b, margins, obj_new, info = accepted
-        decrease = obj - obj_new
-        obj = obj_new
-        path.append(obj)
-        tight.append(info["tight"])
-        # A fixed point of CCCP: the tangent at the new iterate is the one just used, so
-        # the next majorizer is the same convex function, whose minimizer (global when
-        # the relaxation is tight) we hold. Or the objective has stopped decreasing.
-        same_tangent = lam == 0 or np.array_equal(cccp_linearization(margins), slopes)
-        if (same_tangent and info["tight"]) or decrease <= tol * abs(path[-2]):
-            converged = True
-            break
-        smoothing = max(smoothing * 1e-1, floor)
-    return w, b, n_iter, np.asarray(path), np.asarray(tight, dtype=bool), converged
-
-
-class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimator):
+class AMRLogisticRegression(LinearClassifierMixin, BaseEstimator):
     """Logistic regression with the Average Margin Regularizer, on the unit sphere.
 
     Minimizes objective (11) of Wu & Yu over unit-norm weights and a free bias:
@@ -144,6 +46,11 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
     the boundary, up to ``tau``. The minimization uses the convex-concave procedure
     (CCCP).
 
+    With more than two classes it minimizes the multinomial logistic loss plus ``lam``
+    times the truncated multiclass margin of eq. (14) with ``Phi(x) = x``, the exact l2
+    distance ``m_i = min_{k != y_i} (f_{y_i} - f_k)(x_i) / ||w_{y_i} - w_k||``, under an
+    l2 norm constraint in Lagrangian form (``C``); see Notes.
+
     Parameters
     ----------
     tau : float, default=5.0
@@ -152,45 +59,56 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
     lam : float, default=0.1
         Weight ``lambda >= 0`` of the regularizer. ``lam=0`` is logistic regression
         restricted to the sphere.
+    C : float, default=1.0
+        Multiclass only: inverse strength of the l2 penalty ``||W||_F^2 / (2 C n)`` of the
+        multinomial loss, as in :class:`~sklearn.linear_model.LogisticRegression` (the
+        norm constraint in Lagrangian form, see Notes). Binary problems use the unit
+        sphere and ignore it.
     loss : {"logistic", "hinge", "exponential"}, default="logistic"
         The decreasing loss ``phi`` (Theorem 2 makes each Fisher consistent with the
-        regularizer).
+        regularizer). Multiclass problems take only ``"logistic"`` (multinomial).
     fit_intercept : bool, default=True
         Learn the free bias ``b``. The paper omits it "w.l.o.g."; a user cannot.
     tol : float, default=1e-4
-        Stop when an outer CCCP iteration lowers the objective by less than
-        ``tol`` times its value. Also sets the inner solver's tolerance.
+        Stop when an iteration (outer CCCP iteration, or multiclass L-BFGS iteration)
+        lowers the objective by less than ``tol`` times its value. Also sets the inner
+        solver's tolerance.
     max_iter : int, default=100
-        Maximum number of CCCP (outer) iterations per binary problem.
+        Maximum number of CCCP (outer) iterations (binary), or of L-BFGS iterations of
+        each stage (multiclass: the ``"logistic"`` start, then the AMR objective).
     init : {"logistic", "mean"} or array-like, default="logistic"
         Starting point. ``"logistic"``: plain logistic regression on the sphere (the
-        ``lam=0`` problem), solved loosely: three L-BFGS iterations from ``"mean"``, which
-        on MNIST 0 vs 1 reach the same CCCP solution as ten, in fewer function
-        evaluations (20 in all instead of 24). ``"mean"``: the unit difference
-        of the class means, with the bias through their midpoint. An array of shape
-        (n_features,) (binary) or (n_classes, n_features) (multiclass) gives the
-        directions; they are normalized.
+        ``lam=0`` problem), solved loosely: three L-BFGS iterations from ``"mean"`` (as
+        good a start as ten, for fewer function evaluations in all; see
+        ``benchmarks/bench_amr_logistic.py``). Multiclass: scikit-learn's multinomial
+        logistic regression (``lam=0``) from zero. ``"mean"``: the unit difference of the
+        class means, with the bias through their midpoint (multiclass: the
+        nearest-centroid classifier). An array of shape (n_features,) (binary) gives the
+        direction, normalized; one of shape (n_classes, n_features) (multiclass) the
+        weights, with biases through the mean of ``X``.
     random_state : int, RandomState instance or None, default=None
         Used only when the class means coincide: the starting direction is then drawn at
         random.
     verbose : int, default=0
-        Show a progress bar over the CCCP iterations (and the classes).
+        Show a progress bar over the iterations.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
     coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-        Unit-norm weights (each row, for one-vs-rest).
+        Binary: the unit-norm weights. Multiclass: one row per class, centred
+        (``coef_.sum(axis=0)`` is 0 at a stationary point).
     intercept_ : ndarray of shape (1,) or (n_classes,)
-    n_iter_ : ndarray of shape (1,) or (n_classes,)
-        CCCP iterations run for each binary problem.
-    objective_path_ : ndarray or list of ndarray
-        Objective (11) (averaged over samples) at the starting point and after every
-        accepted CCCP iteration; never increasing. A list with one array per class for
-        multiclass problems.
-    relaxation_tight_ : ndarray of bool or list of ndarray
-        For each accepted iteration, whether its convex subproblem was solved globally,
-        i.e. the minimizer of its ball relaxation lies on the sphere (see Notes).
+    n_iter_ : ndarray of shape (1,)
+        CCCP iterations (binary) or L-BFGS iterations on the AMR objective (multiclass).
+    objective_path_ : ndarray of shape (n_steps,)
+        The objective (averaged over samples) at the starting point and after every
+        accepted iteration; never increasing. Binary: objective (11). Multiclass: the
+        objective of the Notes.
+    relaxation_tight_ : ndarray of bool of shape (n_steps - 1,)
+        Binary: for each accepted iteration, whether its convex subproblem was solved
+        globally, i.e. the minimizer of its ball relaxation lies on the sphere (see
+        Notes). Multiclass: empty (no convex relaxation).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when ``X`` has feature names that are all strings.
@@ -234,12 +152,37 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
     if the exact objective (11) does not increase; otherwise it is recomputed with less
     smoothing. ``objective_path_`` records the exact objective.
 
-    **Multiclass.** One-vs-rest: one binary problem (class ``k`` against the rest) per
-    class, each with unit-norm weights. ``decision_function`` returns the signed distance
-    of each sample to each class's hyperplane; ``predict`` takes the argmax;
-    ``predict_proba`` normalizes the per-class sigmoids, as scikit-learn's one-vs-rest
-    logistic regression does. For binary problems ``decision_function`` is the signed
-    distance to the boundary and ``predict_proba`` its sigmoid.
+    **Multiclass.** The objective is
+    ``mean_i [CE(f(x_i), y_i) + lam (tau - [m_i]_0^tau)] + ||W||_F^2 / (2 C n)`` with the
+    exact l2 margin ``m_i`` above (negative when misclassified), the margin that
+    :func:`~amrlearn.metrics.margin_report` measures. *The norm constraint.* In the binary
+    case the unit sphere does two jobs: it makes ``y (w.x + b)`` a distance, and it stops
+    the loss from being lowered by inflating ``w``. Here ``m_i`` is a distance at any
+    scale, and both ``m_i`` and the multinomial loss are unchanged when a common vector
+    is added to every ``w_k``; only the second job is left, on the class *differences*.
+    The constraint is the ball ``||W||_F <= R`` in its Lagrangian form, scikit-learn's
+    penalty with its ``C``; at any stationary point the rows are centred, since the
+    gradients of both terms sum to zero over the classes, so it bounds exactly the
+    root-mean-square of ``||w_j - w_k||`` (``sum_{j<k} ||w_j - w_k||^2 = K ||W||_F^2``
+    for centred rows). A *fixed* radius, the literal analogue of the binary sphere
+    (centred rows, unit RMS pairwise difference), reduces to (11) for two classes, but it
+    fixes the softmax's temperature in the units of ``X``, and costs accuracy where
+    class distances are small in those units (digits scaled to [0, 1]; the measurements
+    are in ``docs/architecture.md``). Normalizing each pairwise difference is possible
+    only when the class weights form a regular simplex. One-vs-rest was dropped: with
+    unit-norm weights and a 1:9 imbalance every sub-model learned "rest".
+
+    *The solver.* The regularizer is a difference of convex functions of ``m_i``, but
+    ``m_i`` is a minimum of ratios of affine functions, neither convex nor concave in
+    ``(W, b)``, so the DC split does not carry over. L-BFGS minimizes the objective
+    directly; its line search accepts only steps of sufficient (Armijo) decrease, so
+    ``objective_path_`` decreases at every iteration. At a kink (a margin crossing 0 or
+    ``tau``, a change of competing class) a failed line search restarts L-BFGS from the
+    current point. ``predict_proba`` is the softmax of the scores.
+
+    For binary problems ``decision_function`` is the signed distance to the boundary and
+    ``predict_proba`` its sigmoid. Sparse ``X`` (CSR, CSC) is used as is: every step
+    needs only products with ``X`` and ``X.T``.
 
     Averages replace the paper's sums in (11); both terms scale alike, so the minimizers
     (and the meaning of ``lam``) are the same.
@@ -265,11 +208,16 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
     True
     >>> margin_report(clf, X / 16.0, y)["accuracy"]
     1.0
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = AMRLogisticRegression().fit(X / 16.0, y)
+    >>> clf.coef_.shape, bool(np.all(np.diff(clf.objective_path_) <= 0))
+    ((10, 64), True)
     """
 
     _parameter_constraints = {
         "tau": [Interval(Real, 0, None, closed="left")],
         "lam": [Interval(Real, 0, None, closed="left")],
+        "C": [Interval(Real, 0, None, closed="neither")],
         "loss": [StrOptions(set(LOSSES))],
         "fit_intercept": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -279,10 +227,23 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, tau=5.0, lam=0.1, loss="logistic", fit_intercept=True, tol=1e-4,
-                 max_iter=100, init="logistic", random_state=None, verbose=0):
+    def __init__(
+        self,
+        *,
+        tau=5.0,
+        lam=0.1,
+        C=1.0,
+        loss="logistic",
+        fit_intercept=True,
+        tol=1e-4,
+        max_iter=100,
+        init="logistic",
+        random_state=None,
+        verbose=0,
+    ):
         self.tau = tau
         self.lam = lam
+        self.C = C
         self.loss = loss
         self.fit_intercept = fit_intercept
         self.tol = tol
@@ -291,43 +252,76 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
         self.random_state = random_state
         self.verbose = verbose
 
-    def _initial_directions(self, X, targets, rng, scale):
-        """One ``(w0, b0)`` per binary problem."""
+    def _binary_start(self, X, t, rng, scale):
+        """``(w0, b0)`` of the binary problem with labels ``t`` in {-1, +1}."""
         if isinstance(self.init, str):
-            starts = [_mean_direction(X, t, rng) for t in targets]
+            w, b = _mean_direction(X, t, rng)
             if self.init == "logistic":
                 gtol, ftol = _inner_tolerances(self.tol)
-                starts = [
-                    cccp_step(w, b, X, t, lam=0.0, tau=self.tau, loss="logistic",
-                              fit_intercept=self.fit_intercept, max_inner=_WARM_START_ITER,
-                              gtol=gtol, ftol=ftol, scale=scale)[:2]
-                    for (w, b), t in zip(starts, targets)
-                ]
-            return starts
+                w, b = cccp_step(
+                    w,
+                    b,
+                    X,
+                    t,
+                    lam=0.0,
+                    tau=self.tau,
+                    loss="logistic",
+                    fit_intercept=self.fit_intercept,
+                    max_inner=_WARM_START_ITER,
+                    gtol=gtol,
+                    ftol=ftol,
+                    scale=scale,
+                )[:2]
+            return w, b
+        w = self._init_array(X.shape[1], 1)[0]
+        w = w / np.linalg.norm(w)
+        pos, neg = _class_means(X, t)
+        return w, -float(w @ (pos + neg)) / 2.0
+
+    def _init_array(self, n_features, n_rows):
         init = np.atleast_2d(np.asarray(self.init, dtype=np.float64))
-        if init.shape != (len(targets), X.shape[1]):
+        if init.shape != (n_rows, n_features):
             raise ValueError(
-                f"init has shape {np.shape(self.init)}; expected ({X.shape[1]},) for a binary "
-                f"problem or ({len(targets)}, {X.shape[1]}) for {len(targets)} classes."
+                f"init has shape {np.shape(self.init)}; expected ({n_features},) for a binary "
+                f"problem or ({n_rows}, {n_features}) for {n_rows} classes."
             )
-        norms = np.linalg.norm(init, axis=1)
-        if not np.all(np.isfinite(init)) or np.any(norms == 0):
+        if not np.all(np.isfinite(init)) or np.any(np.linalg.norm(init, axis=1) == 0):
             raise ValueError("init must be finite with nonzero rows.")
-        out = []
-        for row, norm, t in zip(init, norms, targets):
-            w = row / norm
-            pos, neg = _class_means(X, t)
-            out.append((w, -float(w @ (pos + neg)) / 2.0))
-        return out
+        return init
+
+    def _fit_multiclass(self, X, y_index):
+        """The multinomial AMR of :mod:`._multinomial`, from its start."""
+        K = len(self.classes_)
+        common = dict(
+            tau=float(self.tau),
+            C=float(self.C),
+            fit_intercept=self.fit_intercept,
+            tol=float(self.tol),
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+        )
+        if isinstance(self.init, str):
+            W0, b0 = nearest_centroid_start(X, y_index, K)
+            if self.init == "logistic":
+                # scikit-learn's multinomial LR from zero, solved loosely (L-BFGS stops when
+                # an iteration gains less than tol, relative): the AMR stage refines it.
+                loose = {**common, "tol": common["tol"] / _FTOL_FACTOR}
+                W0, b0 = fit_multinomial_amr(
+                    X, y_index, np.zeros_like(W0), np.zeros(K), lam=0.0, **loose
+                )[:2]
+        else:
+            W0 = self._init_array(X.shape[1], K)
+            b0 = -np.asarray(W0 @ np.asarray(X.mean(axis=0)).ravel())
+        return fit_multinomial_amr(X, y_index, W0, b0, lam=float(self.lam), **common)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Fit the model by CCCP (one-vs-rest for more than two classes).
+        """Fit the model: CCCP for two classes, a monotone L-BFGS for more.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; CSR and CSC matrices are used as they are.
         y : array-like of shape (n_samples,)
             Target labels.
 
@@ -336,9 +330,11 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
         self : object
             The fitted estimator.
         """
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], accept_sparse=["csr", "csc"]
+        )
         check_classification_targets(y)
-        self.classes_ = np.unique(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(
@@ -346,67 +342,75 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
                 f"got 1 class: {self.classes_[0]!r}."
             )
         if n_classes == 2:
-            targets = [np.where(y == self.classes_[1], 1.0, -1.0)]
-        else:
-            targets = [np.where(y == c, 1.0, -1.0) for c in self.classes_]
-        rng = check_random_state(self.random_state)
-        scale = _sample_scale(X)
-        starts = self._initial_directions(X, targets, rng, scale)
-
-        coef, intercept, n_iter, paths, tights = [], [], [], [], []
-        all_converged = True
-        problems = progress(list(zip(targets, starts)), verbose=self.verbose and n_classes > 2,
-                            desc="one-vs-rest")
-        for t, (w0, b0) in problems:
-            w, b, it, path, tight, converged = _fit_binary(
-                X, t, w0, b0, lam=float(self.lam), tau=float(self.tau), loss=self.loss,
-                fit_intercept=self.fit_intercept, tol=float(self.tol),
-                max_iter=self.max_iter, verbose=self.verbose, scale=scale,
+            t = np.where(y_index == 1, 1.0, -1.0)
+            scale = _sample_scale(X)
+            w0, b0 = self._binary_start(X, t, check_random_state(self.random_state), scale)
+            w, b, n_iter, path, tight, converged = _fit_binary(
+                X,
+                t,
+                w0,
+                b0,
+                lam=float(self.lam),
+                tau=float(self.tau),
+                loss=self.loss,
+                fit_intercept=self.fit_intercept,
+                tol=float(self.tol),
+                max_iter=self.max_iter,
+                verbose=self.verbose,
+                scale=scale,
             )
-            coef.append(w)
-            intercept.append(b)
-            n_iter.append(it)
-            paths.append(path)
-            tights.append(tight)
-            all_converged &= converged
-        if not all_converged:
+            coef, intercept = w.reshape(1, -1), np.array([b], dtype=np.float64)
+        else:
+            if self.loss != "logistic":
+                raise ValueError(
+                    f"loss={self.loss!r} is binary only; the multiclass model uses the "
+                    "multinomial logistic loss (loss='logistic')."
+                )
+            coef, intercept, n_iter, path, converged = self._fit_multiclass(X, y_index)
+            tight = np.zeros(0, dtype=bool)
+        if not converged:
             warnings.warn(
-                f"CCCP reached max_iter={self.max_iter} before the objective stopped "
-                "decreasing; increase max_iter or tol.",
+                f"The fit did not converge: it reached max_iter={self.max_iter} before the "
+                "objective stopped decreasing (increase max_iter or tol), or the inner "
+                "L-BFGS solver failed (non-finite values; check the scale of X).",
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.coef_ = np.vstack(coef)
-        self.intercept_ = np.asarray(intercept, dtype=np.float64)
-        self.n_iter_ = np.asarray(n_iter, dtype=np.int32)
-        self.objective_path_ = paths[0] if n_classes == 2 else paths
-        self.relaxation_tight_ = tights[0] if n_classes == 2 else tights
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.n_iter_ = np.array([n_iter], dtype=np.int32)
+        self.objective_path_ = np.asarray(path, dtype=np.float64)
+        self.relaxation_tight_ = np.asarray(tight, dtype=bool)
         return self
 
     def decision_function(self, X):
-        """Signed l2 distance of each sample to the decision boundary (unit-norm weights).
+        """Binary: signed l2 distance to the boundary. Multiclass: the class scores.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            Binary: positive for ``classes_[1]``. Multiclass: the signed distance to each
-            class's one-vs-rest hyperplane.
+            Binary: positive for ``classes_[1]``, and the signed distance to the boundary
+            (unit-norm weights). Multiclass: ``X @ coef_.T + intercept_``, whose argmax is
+            the prediction; exact margins come from :func:`~amrlearn.metrics.margin_report`.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        scores = X.astype(np.float64, copy=False) @ self.coef_.T + self.intercept_
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], accept_sparse=["csr", "csc"]
+        )
+        scores = np.asarray(X @ self.coef_.T.astype(X.dtype, copy=False), dtype=np.float64)
+        scores = scores + self.intercept_
         return scores.ravel() if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
-        """Class probabilities: the sigmoid of the signed distance (normalized for OvR).
+        """Class probabilities: the sigmoid of the distance (binary), the softmax of the scores.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -417,15 +421,14 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
         if scores.ndim == 1:
             p = expit(scores)
             return np.column_stack([1.0 - p, p])
-        p = expit(scores)
-        return p / p.sum(axis=1, keepdims=True)
+        return softmax(scores, axis=1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -433,3 +436,8 @@ class AMRLogisticRegression(LinearClassifierMixin, ClassifierMixin, BaseEstimato
         """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

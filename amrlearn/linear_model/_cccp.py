@@ -286,15 +286,30 @@ def _surrogate(z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept):
     r = dm * y / n
     g_w = (X.T @ r.astype(X.dtype, copy=False)).astype(np.float64, copy=False)
     g_v = (g_w - (g_w @ w) * w) / nv
-    grad = np.empty_like(z)
+    grad = np.zeros_like(z)  # without an intercept its slot must read 0, not stale memory
     grad[:d] = g_v
     if fit_intercept:
         grad[d] = r.sum()
     return value, grad, g_w, w, m
 
 
-def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_intercept=True,
-              max_inner=200, gtol=1e-6, ftol=1e-12, scale=1.0, margins=None):
+def cccp_step(
+    w,
+    b,
+    X,
+    y,
+    *,
+    lam,
+    tau,
+    loss="logistic",
+    smoothing=0.0,
+    fit_intercept=True,
+    max_inner=200,
+    gtol=1e-6,
+    ftol=1e-12,
+    scale=1.0,
+    margins=None,
+):
     """One CCCP iteration for objective (11) on the unit sphere.
 
     Linearizes ``-lam * H_0`` at ``(w, b)`` (:func:`cccp_linearization`) and minimizes the
@@ -350,8 +365,9 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
     b_new : float
     info : dict
         ``tight`` (bool, see above), ``multiplier`` (``-g.w``), ``n_evals`` (function
-        evaluations), ``surrogate`` (value of the majorizer at the new point) and
-        ``margins`` (``y (X w_new + b_new)``).
+        evaluations), ``surrogate`` (value of the majorizer at the new point),
+        ``margins`` (``y (X w_new + b_new)``) and ``success`` (False when the step ended on
+        non-finite values, or when L-BFGS failed without leaving its starting point).
 
     Examples
     --------
@@ -376,19 +392,35 @@ def cccp_step(w, b, X, y, *, lam, tau, loss="logistic", smoothing=0.0, fit_inter
 
     def fun(z):
         counter[0] += 1
-        val, grad, g_w, w_z, m_z = _surrogate(z, X, y, slopes, lam, tau, loss, smoothing,
-                                               fit_intercept)
+        val, grad, g_w, w_z, m_z = _surrogate(
+            z, X, y, slopes, lam, tau, loss, smoothing, fit_intercept
+        )
         last.update(z=z.copy(), val=val, g_w=g_w, w=w_z, m=m_z)
         return val, grad
 
-    res = minimize(fun, z0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_inner, "gtol": gtol, "ftol": ftol, "maxcor": 10})
+    res = minimize(
+        fun,
+        z0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_inner, "gtol": gtol, "ftol": ftol, "maxcor": 10},
+    )
     z = res.x
     if not np.array_equal(z, last["z"]):
         fun(z)
     val, g_w, w_new, m_new = last["val"], last["g_w"], last["w"], last["m"]
     b_new = float(z[d]) if fit_intercept else 0.0
     multiplier = -float(g_w @ w_new)
-    info = {"tight": multiplier >= 0.0, "multiplier": multiplier,
-            "n_evals": counter[0], "surrogate": float(val), "margins": m_new}
+    # A step that ends on non-finite values, or an L-BFGS run that stops without a
+    # successful line search at its starting point, is not a minimizer of the majorizer.
+    finite = bool(np.isfinite(val) and np.all(np.isfinite(g_w)) and np.all(np.isfinite(z)))
+    moved = not np.array_equal(z, z0)
+    info = {
+        "tight": multiplier >= 0.0,
+        "multiplier": multiplier,
+        "n_evals": counter[0],
+        "surrogate": float(val),
+        "margins": m_new,
+        "success": finite and (bool(res.success) or moved),
+    }
     return w_new, b_new, info

@@ -9,6 +9,7 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..utils._affine import pipeline_affine
@@ -52,7 +53,10 @@ def _linear_parts(estimator):
         return coef, intercept, estimator[:-1].transform
 
     check_is_fitted(estimator, "coef_")
-    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    coef = estimator.coef_
+    if sp.issparse(coef):  # e.g. sklearn's SVC fitted on sparse X; (n_outputs, n_features)
+        coef = coef.toarray()
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     _check_argmax_model(estimator, coef)
     intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
     intercept = np.broadcast_to(np.atleast_1d(intercept), (coef.shape[0],)).copy()
@@ -146,9 +150,11 @@ def _final_classes(estimator):
 
 def _prepare(estimator, X):
     coef, intercept, transform = _linear_parts(estimator)
-    X = check_array(X, dtype=np.float64)
+    # Sparse X stays sparse: margins need only X @ coef.T (one sparse product).
+    X = check_array(X, dtype=np.float64, accept_sparse=["csr", "csc"])
     if transform is not None:
-        X = np.asarray(transform(X), dtype=np.float64)
+        X = transform(X)
+        X = X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     if X.shape[1] != coef.shape[1]:
         raise ValueError(
             f"X has {X.shape[1]} features, but the estimator expects {coef.shape[1]} features."
@@ -172,8 +178,8 @@ def linear_margins(estimator, X, y=None):
         the argmax of ``X @ coef_.T + intercept_``: LogisticRegression, LinearSVC,
         SGDClassifier, :class:`~amrlearn.HardMarginSVC`,
         :class:`~amrlearn.AMRLogisticRegression`, or a Pipeline ending in one of them.
-    X : array-like of shape (n_samples, n_features)
-        Samples.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Samples. CSR and CSC matrices stay sparse (one sparse product).
     y : array-like of shape (n_samples,), default=None
         True labels. ``None`` returns the unsigned distances.
 
@@ -198,7 +204,7 @@ def linear_margins(estimator, X, y=None):
     array([2.14, 1.14, 0.86, 2.86])
     """
     coef, intercept, X = _prepare(estimator, X)
-    scores = X @ coef.T + intercept
+    scores = np.asarray(X @ coef.T) + intercept
     y_index = None
     if y is not None:
         y = np.asarray(y)
@@ -220,12 +226,17 @@ def closest_boundary_point(estimator, X):
     estimator : fitted linear classifier
         As for :func:`linear_margins`. A pipeline is accepted only when its preprocessing
         folds into the weights (affine scalers).
-    X : array-like of shape (n_samples, n_features)
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
     Returns
     -------
     X_boundary : ndarray of shape (n_samples, n_features)
         Minimum-norm adversarial points; ``||X_boundary - X||`` equals the margins.
+        Always a dense ndarray, also for sparse ``X``: ``x - m w / ||w||`` is dense
+        wherever ``w`` is, so a sparse result would only cost more memory than the
+        dense one (``n_samples * n_features`` floats; on large sparse data, call it on
+        slices of rows). The sparse rows are added into the dense result, without a
+        dense copy of ``X``.
 
     Examples
     --------
@@ -244,10 +255,10 @@ def closest_boundary_point(estimator, X):
             "closest_boundary_point needs the input space: the pipeline does not fold."
         )
     coef, intercept, X = _prepare(estimator, X)
-    scores = X @ coef.T + intercept
+    scores = np.asarray(X @ coef.T) + intercept
     if coef.shape[0] == 1:
         w = coef[0]
-        return X - np.outer(scores[:, 0] / (w @ w), w)
+        return _plus(X, -np.outer(scores[:, 0] / (w @ w), w))
     n = X.shape[0]
     pred = np.argmax(scores, axis=1)
     gaps = scores[np.arange(n), pred][:, None] - scores
@@ -258,7 +269,17 @@ def closest_boundary_point(estimator, X):
     k = ratio.argmin(axis=1)
     d = coef[pred] - coef[k]  # normal of the hyperplane f_yhat - f_k = 0
     step = gaps[np.arange(n), k] / np.einsum("ij,ij->i", d, d)
-    return X - step[:, None] * d
+    return _plus(X, -step[:, None] * d)
+
+
+def _plus(X, D):
+    """``X + D`` as a dense ndarray, ``D`` dense; sparse ``X`` is added in place into ``D``."""
+    if not sp.issparse(X):
+        return X + D
+    C = sp.coo_matrix(X.tocsr(copy=True))
+    C.sum_duplicates()
+    D[C.row, C.col] += C.data
+    return D
 
 
 def summarize_margins(margins, *, quantiles=(0.1, 0.25, 0.75, 0.9)):

@@ -23,6 +23,7 @@ from ..utils._compat import (
     StrOptions,
     _fit_context,
     validate_data,
+    validate_parameter_constraints,
 )
 
 __all__ = ["HardMarginSVC"]
@@ -38,7 +39,7 @@ _DROP_RTOL = 1e-6
 _INFEASIBLE = (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
 
 
-def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
+def _solve_hard_margin_qp(X, y, *, solver, solver_options=None, n_total=None):
     """Solve ``min 1/2 ||w||^2 s.t. y_i (w.x_i + b) >= 1`` exactly as written.
 
     Parameters
@@ -49,6 +50,8 @@ def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
         A cvxpy solver name.
     solver_options : dict, default=None
         Keyword arguments of :meth:`cvxpy.Problem.solve`.
+    n_total : int, default=None
+        Size of the training data when ``X`` is a working set of it (for the message).
 
     Returns
     -------
@@ -70,9 +73,11 @@ def _solve_hard_margin_qp(X, y, *, solver, solver_options=None):
     problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(w)), constraints)
     problem.solve(solver=solver, **(solver_options or {}))
     if problem.status in _INFEASIBLE:
+        n = X.shape[0] if n_total is None else n_total
+        where = "" if n == X.shape[0] else f" (already on a working set of {X.shape[0]})"
         raise ValueError(
-            f"The data are not linearly separable: the hard-margin QP is {problem.status} "
-            f"(solver {solver}) on {X.shape[0]} samples. A hard-margin SVM exists only for "
+            f"The data are not linearly separable: the hard-margin QP on the {n} samples is "
+            f"{problem.status} (solver {solver}){where}. A hard-margin SVM exists only for "
             "linearly separable classes; use a soft-margin classifier such as "
             "sklearn.svm.LinearSVC instead."
         )
@@ -113,7 +118,8 @@ def _hard_margin_working_set(
     Each round solves the QP on a working set of constraints, a relaxation of the full
     problem. If every constraint of the full problem then holds to ``tol``, the working-set
     solution is optimal for the full problem; otherwise the ``chunk_size`` most violated
-    constraints are added, inactive ones dropped, and the loop goes on.
+    constraints (or half the working set's size, if larger) are added, inactive ones
+    dropped, and the loop goes on.
 
     Returns
     -------
@@ -133,7 +139,7 @@ def _hard_margin_working_set(
         # If a subset of the constraints is infeasible, so is the full set: the
         # "not linearly separable" error raised for a working set holds for the data.
         w, b, alpha_work = _solve_hard_margin_qp(
-            X[work], y[work], solver=solver, solver_options=solver_options
+            X[work], y[work], solver=solver, solver_options=solver_options, n_total=X.shape[0]
         )
         functional = y * (X @ w + b)
         violated = np.flatnonzero(functional < 1.0 - tol)
@@ -146,7 +152,10 @@ def _hard_margin_working_set(
         if len(violated) == 0:
             break
         keep = (alpha_work > _DROP_RTOL * alpha_work.max()) | (functional[work] <= 1.0 + tol)
-        worst = violated[np.argsort(functional[violated], kind="stable")[:chunk_size]]
+        # Grow by at least half the working set: when most samples are support vectors
+        # (more features than samples, as on sparse text data) the rounds stay logarithmic.
+        n_add = max(chunk_size, len(work) // 2)
+        worst = violated[np.argsort(functional[violated], kind="stable")[:n_add]]
         work = np.union1d(work[keep], worst)
     bar.close()
     alpha = np.zeros(X.shape[0])
@@ -177,9 +186,9 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         Constraint generation stops when every training sample has
         ``y_i f(x_i) >= 1 - tol``; a sample below is a violated constraint.
     chunk_size : int, default=50
-        Size of the initial working set (half per class) and the largest number of violated
-        constraints added per round. Data of at most ``chunk_size`` samples are solved in
-        one QP.
+        Size of the initial working set (half per class), and the number of violated
+        constraints added per round while the working set is smaller than twice that (then
+        half its size). Data of at most ``chunk_size`` samples are solved in one QP.
     max_rounds : int, default=100
         Largest number of working-set QPs to solve. Ignored when ``working_set=False``.
     verbose : int, default=0
@@ -195,8 +204,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         The intercept ``b``.
     support_ : ndarray of shape (n_SV,)
         Indices of the support vectors in the training data, in increasing order.
-    support_vectors_ : ndarray of shape (n_SV, n_features)
-        The support vectors.
+    support_vectors_ : {ndarray, sparse matrix} of shape (n_SV, n_features)
+        The support vectors, sparse when ``X`` is (as in :class:`sklearn.svm.SVC`).
     n_support_ : ndarray of shape (2,)
         Number of support vectors of each class.
     dual_coef_ : ndarray of shape (1, n_SV)
@@ -232,8 +241,10 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     With ``working_set=True`` the constraints are generated: the first working set holds
     the samples of each class that lie furthest towards the other class along the
     difference of the class means; each round adds the ``chunk_size`` most violated
-    constraints of the full problem and drops those that are inactive (zero dual, margin
-    above ``1 + tol``). Every working-set QP is a relaxation of the full QP, so
+    constraints of the full problem (half the working set's size if that is larger, so
+    that data whose samples are nearly all support vectors need few rounds) and drops
+    those that are inactive (zero dual, margin above ``1 + tol``). Every working-set QP is
+    a relaxation of the full QP, so
 
     * if it is infeasible, the full QP is too: the data are not separable;
     * if its solution satisfies every constraint of the full QP, it is optimal for the full
@@ -270,7 +281,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "solver": [StrOptions(set(cp.installed_solvers()))],
+        # A string here; checked against cvxpy.installed_solvers() in fit, not at import.
+        "solver": [str],
         "solver_options": [dict, None],
         "working_set": ["boolean"],
         "tol": [Interval(Real, 0, 1, closed="left")],
@@ -304,8 +316,8 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training samples.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training samples. CSR and CSC matrices are handed to cvxpy as they are.
         y : array-like of shape (n_samples,)
             Labels of exactly two classes, linearly separable.
 
@@ -321,7 +333,12 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
         RuntimeError
             If the solver ends with a status other than optimal or infeasible.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        validate_parameter_constraints(
+            {"solver": [StrOptions(set(cp.installed_solvers()))]},
+            {"solver": self.solver},
+            caller_name=type(self).__name__,
+        )
+        X, y = validate_data(self, X, y, dtype=np.float64, accept_sparse=["csr", "csc"])
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y")
         if y_type != "binary":
@@ -377,5 +394,5 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
