@@ -15,15 +15,18 @@ time of
   (Appendix F, MNIST: l2 PGD, eps=2.0, 40 steps of 0.01, random start).
 
 Every net keeps the data on the device (``data_on_device=True``), so that the data
-loader is not what is timed. The configurations are interleaved: each net is built
-once, then every round runs one epoch (``partial_fit``) of each in turn, so that a
-change of machine load hits all of them; the first epoch of each is a warm-up and is
-dropped, and each keeps the median of its other epochs (skorch's ``dur``). PGD-AT,
-tens of times slower, runs on the first ``n_pgd`` images only, and its epoch time is
-scaled to the full subset (the cost per step does not depend on the number of steps).
+loader is not what is timed. Each net is built once and warmed up on a few batches
+(untimed); then the configurations are interleaved: every round runs one epoch
+(``partial_fit``) of each in turn, so that a change of machine load hits all of them,
+and each keeps the median of its epochs. Two clocks are read per epoch: the wall clock
+(skorch's ``dur``) and this process's CPU time (``cpu_dur``). On a shared machine the
+CPU time of a single-threaded run (``--threads 1``) is the robust one: other processes
+do not enter it. PGD-AT, tens of times slower, runs one epoch on the first ``n_pgd``
+images only, and its epoch time is scaled to the full subset (its cost per step does
+not depend on the number of steps).
 
 Usage: ``python benchmarks/bench_training_cost.py [--quick] [--device cpu|cuda|all]
-[--models mlp,cnn] [--out FILE.json]``. Needs MNIST in the data home
+[--models mlp,cnn] [--rounds R] [--threads T] [--out FILE.json]``. Needs MNIST in the data home
 (``$AMRLEARN_DATA``).
 """
 
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
 from amrlearn.datasets import load_mnist
 from amrlearn.neural import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier, models
@@ -65,6 +69,16 @@ def configs(model):
     return out
 
 
+class CPUTimer(Callback):
+    """Records this process's CPU time of each epoch as ``cpu_dur``."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.start_ = time.process_time()
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("cpu_dur", time.process_time() - self.start_)
+
+
 def make_net(model, cls, params, device):
     module, module_params, _ = MODELS[model]
     torch.manual_seed(0)
@@ -74,6 +88,7 @@ def make_net(model, cls, params, device):
         max_epochs=1,
         device=device,
         data_on_device=True,
+        callbacks=[CPUTimer()],
         verbose=0,
         **params,
     ).initialize()
@@ -83,24 +98,11 @@ def timed_epoch(net, X, y, device):
     net.partial_fit(X, y)
     if device == "cuda":
         torch.cuda.synchronize()
-    return net.history[-1, "dur"]
+    return net.history[-1, "dur"], net.history[-1, "cpu_dur"]
 
 
-def bench(model, device, X, y, *, rounds, n_pgd):
-    nets = {name: make_net(model, cls, p, device) for name, (cls, p) in configs(model).items()}
-    times = {name: [] for name in nets}
-    for _ in range(rounds + 1):  # + the warm-up round
-        for name, net in nets.items():
-            times[name].append(timed_epoch(net, X, y, device))
-    med = {name: statistics.median(ts[1:]) for name, ts in times.items()}
-
-    pgd = make_net(model, AdversarialNeuralNetClassifier, PGD_TRAIN, device)
-    scale = len(X) / n_pgd
-    pgd_times = [timed_epoch(pgd, X[:n_pgd], y[:n_pgd], device) for _ in range(2)]
-    times["pgd_at_subset"] = pgd_times
-    med["pgd_at"] = min(pgd_times) * scale
-
-    ratios = {
+def _ratios(med):
+    out = {
         "amr_over_std": med["amr"] / med["std"],
         "amr_exact_over_std": med["amr_exact"] / med["std"],
         "margin_term_only_over_std": med["margin_term_only"] / med["std"],
@@ -110,13 +112,39 @@ def bench(model, device, X, y, *, rounds, n_pgd):
         "pgd_at_over_std": med["pgd_at"] / med["std"],
     }
     if "amr_probes8" in med:
-        ratios["amr_probes8_over_std"] = med["amr_probes8"] / med["std"]
+        out["amr_probes8_over_std"] = med["amr_probes8"] / med["std"]
+    return out
+
+
+def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
+    nets = {name: make_net(model, cls, p, device) for name, (cls, p) in configs(model).items()}
+    for net in nets.values():  # warm-up, untimed
+        net.partial_fit(X[:n_warmup], y[:n_warmup])
+    wall = {name: [] for name in nets}
+    cpu = {name: [] for name in nets}
+    for _ in range(rounds):
+        for name, net in nets.items():
+            w, c = timed_epoch(net, X, y, device)
+            wall[name].append(w)
+            cpu[name].append(c)
+    med_wall = {name: statistics.median(ts) for name, ts in wall.items()}
+    med_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
+
+    pgd = make_net(model, AdversarialNeuralNetClassifier, PGD_TRAIN, device)
+    pgd.partial_fit(X[:128], y[:128])  # warm-up: one step
+    w, c = timed_epoch(pgd, X[:n_pgd], y[:n_pgd], device)
+    wall["pgd_at_subset"], cpu["pgd_at_subset"] = [w], [c]
+    med_wall["pgd_at"] = w * len(X) / n_pgd
+    med_cpu["pgd_at"] = c * len(X) / n_pgd
     return {
         "model": MODELS[model][2],
-        "epoch_seconds_median": med,
-        "epoch_seconds_all": times,
+        "epoch_cpu_seconds_median": med_cpu,
+        "epoch_wall_seconds_median": med_wall,
+        "epoch_cpu_seconds_all": cpu,
+        "epoch_wall_seconds_all": wall,
         "pgd_at_images": n_pgd,
-        "ratios": ratios,
+        "ratios_cpu_time": _ratios(med_cpu),
+        "ratios_wall_time": _ratios(med_wall),
     }
 
 
@@ -127,12 +155,16 @@ def main(argv=None):
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     n = args.n_samples or (1024 if args.quick else 8192)
-    rounds = args.rounds or (2 if args.quick else 5)
-    n_pgd = min(n, 256 if args.quick else 1024)
+    rounds = args.rounds or (1 if args.quick else 3)
+    n_pgd = min(n, 128 if args.quick else 512)
+    n_warmup = min(n, 128 if args.quick else 512)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     X, y = load_mnist(return_X_y=True)
     idx = np.random.default_rng(0).choice(len(X), n, replace=False)
     X, y = X[idx], y[idx].astype(np.int64)
@@ -152,6 +184,7 @@ def main(argv=None):
         },
         "pgd_at_attack": PGD_TRAIN,
         "rounds": rounds,
+        "warmup_images": n_warmup,
         "torch": torch.__version__,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -163,23 +196,25 @@ def main(argv=None):
         result["devices"][device] = {}
         for model in args.models.split(","):
             t0 = time.perf_counter()
-            res = bench(model, device, X, y, rounds=rounds, n_pgd=n_pgd)
+            res = bench(model, device, X, y, rounds=rounds, n_pgd=n_pgd, n_warmup=n_warmup)
             res["wall_seconds"] = time.perf_counter() - t0
             if device == "cuda":
                 res["gpu"] = torch.cuda.get_device_name()
             result["devices"][device][model] = res
-            r = res["ratios"]
-            print(
-                f"[{device} {model}] epoch s: "
-                + ", ".join(f"{k}={v:.3f}" for k, v in res["epoch_seconds_median"].items())
-            )
-            print(
-                f"[{device} {model}] AMR/Std = {r['amr_over_std']:.3f} (target <= 1.15), "
-                f"AMR exact/Std = {r['amr_exact_over_std']:.2f}, "
-                f"margin term only/Std = {r['margin_term_only_over_std']:.3f}, "
-                f"LCR/Std = {r['lcr_over_std']:.3f}, "
-                f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20)"
-            )
+            for clock in ("cpu", "wall"):
+                r = res[f"ratios_{clock}_time"]
+                med = res[f"epoch_{clock}_seconds_median"]
+                print(
+                    f"[{device} {model}, {clock}] epoch s: "
+                    + ", ".join(f"{k}={v:.3f}" for k, v in med.items())
+                )
+                print(
+                    f"[{device} {model}, {clock}] AMR/Std = {r['amr_over_std']:.3f} "
+                    f"(target <= 1.15), AMR exact/Std = {r['amr_exact_over_std']:.2f}, "
+                    f"margin term only/Std = {r['margin_term_only_over_std']:.3f}, "
+                    f"LCR/Std = {r['lcr_over_std']:.3f}, "
+                    f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20)"
+                )
     result["loadavg_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

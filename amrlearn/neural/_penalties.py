@@ -127,51 +127,49 @@ class _MarginTerm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, weight, y, tau, normalize):
-        n = len(logits)
         y1 = y[:, None]
         gaps = logits.gather(1, y1) - logits  # (n, c): z_y - z_k
         if normalize:
-            # ||w_a - w_b|| for all pairs of classes, from the (c, c) Gram matrix (no
-            # (c, c, d) table, no multi-threaded kernel); the diagonal (k == y) is unused.
-            gram = weight @ weight.T
-            sq = gram.diagonal()
-            dist = (sq[:, None] + sq[None, :]).sub_(gram, alpha=2.0).fill_diagonal_(1.0)
-            dist_y = dist.clamp_min_(torch.finfo(dist.dtype).tiny).sqrt_().index_select(0, y)
-            gaps.div_(dist_y)
+            # 1 / ||w_a - w_b|| for all pairs of classes, from the (c, c) Gram matrix
+            # (no (c, c, d) table, no multi-threaded kernel); the diagonal is unused.
+            sq = (weight * weight).sum(1)
+            d2 = torch.addmm(sq[:, None] + sq, weight, weight.T, alpha=-2.0)
+            inv = d2.fill_diagonal_(1.0).clamp_min_(torch.finfo(d2.dtype).tiny).rsqrt_()
+            inv_y = inv.index_select(0, y)
+            gaps.mul_(inv_y)
         gaps.scatter_(1, y1, float("inf"))  # k != y
         m, k = gaps.min(dim=1)
-        correct = (logits.argmax(dim=1) == y).to(m.dtype)
-        # d term / d m_i: 1/n for a correct sample with m_i in [0, tau] (torch.clamp's
-        # convention at the ends), else 0; a correct sample has m_i >= 0.
-        coef = (m <= tau).to(m.dtype).mul_(correct).div_(n)
         k1 = k[:, None]
+        correct = logits.argmax(dim=1) == y
+        # d term / d m_i, times n: 1 for a correct sample with m_i in [0, tau] (torch.clamp's
+        # convention at the ends; a correct sample has m_i >= 0), else 0.
+        coef = correct & (m <= tau)
         if normalize:
             # m = (z_y - z_k) / d_yk: d m / d (z_y - z_k) = 1 / d_yk, d m / d d_yk = -m / d_yk
-            d_yk = dist_y.gather(1, k1).squeeze(1)
-            coef = coef.div_(d_yk)
-            ctx.save_for_backward(weight, y1, k1, coef, m / d_yk)
+            inv_yk = inv_y.gather(1, k1).squeeze(1)
+            coef = coef * inv_yk
+            ctx.save_for_backward(weight, y, y1, k, k1, coef, m * inv_yk)
         else:
-            ctx.save_for_backward(weight, y1, k1, coef, None)
+            ctx.save_for_backward(weight, y, y1, k, k1, coef.to(m.dtype), None)
         ctx.normalize = normalize
-        return m.clamp(max=tau).mul_(correct).mean()
+        return (m.clamp_(max=tau) * correct).mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        weight, y1, k1, coef, m_over_d = ctx.saved_tensors
+        weight, y, y1, k, k1, coef, m_over_d = ctx.saved_tensors
         c = weight.shape[0]
-        cz = (coef * grad)[:, None]  # d term / d z_y = -d term / d z_k
+        cz = coef.mul(grad / len(y))[:, None]  # d term / d z_y = -d term / d z_k
         grad_logits = cz.new_zeros(len(cz), c).scatter_(1, y1, cz).scatter_add_(1, k1, -cz)
         grad_weight = None
         if ctx.normalize and ctx.needs_input_grad[1]:
             # d d_ab / d w_a = (w_a - w_b) / d_ab. With t_ab the sum of cz * m / d_ab over
-            # the samples with (y, k) = (a, b) and s = t + t^T, d term / d W = s W - diag(s 1) W.
-            t = cz.new_zeros(c * c).index_add_(
-                0, (y1 * c + k1).view(-1), (cz * m_over_d[:, None]).view(-1)
-            )
-            t = t.view(c, c)
+            # the samples with (y, k) = (a, b) and s = t + t^T (zero diagonal),
+            # d term / d W = s W - diag(s 1) W.
+            t = cz.new_zeros(c, c).index_put_((y, k), cz.view(-1) * m_over_d, accumulate=True)
             s = t + t.T
-            grad_weight = s @ weight - s.sum(1, keepdim=True) * weight
+            s.diagonal().sub_(s.sum(1))
+            grad_weight = s @ weight
         return grad_logits, grad_weight, None, None, None
 
 
