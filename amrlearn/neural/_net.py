@@ -14,6 +14,7 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset, to_numpy, to_tensor
 
 from ..utils._compat import Interval, StrOptions, validate_parameter_constraints
+from ._lazy import LazyPenaltyMixin
 from ._penalties import amr_margin_loss, feature_margin, last_linear_layer, orthogonality_penalty
 
 __all__ = ["AMRNeuralNetClassifier", "AdversarialNeuralNetClassifier"]
@@ -234,7 +235,7 @@ _NET_PARAMS = """
 """
 
 
-class AMRNeuralNetClassifier(_FeatureMarginNet):
+class AMRNeuralNetClassifier(LazyPenaltyMixin, _FeatureMarginNet):
     __doc__ = f"""Neural net trained with the average margin regularizer, objective (15).
 
     The loss of a batch of ``n`` samples is
@@ -272,21 +273,19 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
         same (see :func:`~amrlearn.neural.orthogonality_penalty`); "auto" is cheapest.
     ortho_every : int, default=64
         Lazy regularization: in training, the orthogonality penalty enters the loss of
-        one step in ``ortho_every``, with weight ``ortho_every * beta``, and is skipped on
-        the others (steps are counted by ``n_train_steps_``; the first step of a fit
-        carries it). Over any ``ortho_every`` consecutive steps the penalty's gradient
-        sums to what the every-step penalty gives, so the objective is unchanged; its
-        cost, ``O(out * in * min(out, in))`` per evaluation whatever the batch size
-        (several batches' forward and backward passes for a 1024-unit MLP on a CPU), is
-        divided by ``ortho_every``. ``1`` is the exact every-step penalty. Validation
-        losses and direct calls of ``get_loss`` outside a training step always use weight
-        ``beta``.
+        one step in ``ortho_every`` (the first of a fit included) with weight
+        ``ortho_every * beta``, and 0 on the others. At fixed weights the gradients over
+        ``ortho_every`` consecutive steps sum to the every-step penalty's, and its cost,
+        ``O(out * in * min(out, in))`` per evaluation whatever the batch size, is divided
+        by ``ortho_every``. ``1`` is the exact every-step penalty. Validation losses and
+        calls of ``get_loss`` outside a training step use weight ``beta``; the per-batch
+        ``train_loss`` jumps on the steps that carry the penalty.
     ortho_probes : int or None, default=None
         ``None``: the exact penalty. An integer ``k``: Hutchinson's unbiased estimate from
         ``k`` random sign vectors for layers wider than ``2 k`` (see
         :func:`~amrlearn.neural.orthogonality_penalty`). Its backward pass still writes a
-        dense gradient for every weight, so on a CPU it costs about a third of a standard
-        step for a 1024-unit MLP; the lazy ``ortho_every`` is cheaper.
+        dense gradient for every weight, so on a CPU, for a 1024-unit MLP, it costs about
+        half a standard step; the lazy ``ortho_every`` is cheaper. Both can be combined.
 {_NET_PARAMS}
     Attributes
     ----------
@@ -297,6 +296,9 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
     history : skorch.History
         Per-epoch and per-batch records (``train_loss``, and what callbacks such as
         :class:`~amrlearn.neural.MarginTracker` add).
+    n_train_steps_ : int
+        Training steps since the last ``initialize`` (``fit`` resets it, ``partial_fit``
+        does not); it schedules the lazy penalty.
 
     See Also
     --------
@@ -365,22 +367,6 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
         self.ortho_every = ortho_every
         self.ortho_probes = ortho_probes
 
-    # --- cost (issue 11): lazy orthogonality penalty, counted in training steps ---
-    def initialize(self):
-        super().initialize()
-        self.n_train_steps_ = 0  # training steps taken since the last initialize
-        return self
-
-    def train_step(self, batch, **fit_params):
-        self._ortho_scale = self.ortho_every if self.n_train_steps_ % self.ortho_every == 0 else 0
-        try:
-            return super().train_step(batch, **fit_params)
-        finally:
-            self._ortho_scale = None
-            self.n_train_steps_ += 1
-
-    # --- end cost ---
-
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, features = _split_output(y_pred)
         loss = super().get_loss(logits, y_true, X=X, training=training)
@@ -392,9 +378,7 @@ class AMRNeuralNetClassifier(_FeatureMarginNet):
                 logits, layer.weight, y_true, self.tau, normalize=self.margin == "feature"
             )
             loss = loss - self.lam * m_term
-        # Inside train_step: ortho_every on one step in ortho_every, else 0; elsewhere 1.
-        scale = getattr(self, "_ortho_scale", None) if training else None
-        scale = 1 if scale is None else scale
+        scale = self.lazy_penalty_scale(training)  # ortho_every, 0, or 1 (issue 11)
         if self.beta > 0 and scale:
             loss = loss + (scale * self.beta) * orthogonality_penalty(
                 self.module_, gram=self.gram, n_probes=self.ortho_probes
