@@ -19,12 +19,13 @@ from ..attacks import L2PGD
 from ..utils._compat import HasMethods, Interval, StrOptions
 from ._base import NET_PARAMS_DOC, FeatureMarginNet, logits_of, validate_constraints
 from ._features import eval_mode
-from ._penalties import amr_margin_term, feature_margin, orthogonality_penalty
+from ._lazy import LazyPenaltyMixin
+from ._penalties import amr_margin_loss, orthogonality_penalty
 
 __all__ = ["AMRNeuralNetClassifier", "AdversarialNeuralNetClassifier"]
 
 
-class AMRNeuralNetClassifier(FeatureMarginNet):
+class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     __doc__ = f"""Neural net trained with the average margin regularizer, objective (15).
 
     The loss of a batch of ``n`` samples is
@@ -60,13 +61,22 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
         Gram matrix of the orthogonality penalty: ``W W^T`` ("output", as written in the
         paper), ``W^T W`` ("input") or the smaller one ("auto"). Value and gradient are the
         same (see :func:`~amrlearn.neural.orthogonality_penalty`); "auto" is cheapest.
+    ortho_every : int, default=64
+        Lazy regularization: in training, the orthogonality penalty enters the loss of
+        one step in ``ortho_every`` (the first of a fit included) with weight
+        ``ortho_every * beta``, and 0 on the others. At fixed weights the gradients over
+        ``ortho_every`` consecutive steps sum to the every-step penalty's, and its cost,
+        ``O(out * in * min(out, in))`` per evaluation whatever the batch size, is divided
+        by ``ortho_every``. ``1`` is the exact every-step penalty. Validation losses and
+        calls of ``get_loss`` outside a training step use weight ``beta``; the per-batch
+        ``train_loss`` jumps on the steps that carry the penalty. The cost of each choice is
+        measured in ``benchmarks/bench_training_cost.py``.
     ortho_probes : int or None, default=None
         ``None``: the exact penalty. An integer ``k``: Hutchinson's unbiased estimate from
         ``k`` random sign vectors for layers wider than ``2 k`` (see
-        :func:`~amrlearn.neural.orthogonality_penalty`). The exact penalty costs
-        ``O(out * in * min(out, in))`` per step whatever the batch size; on a CPU, for a
-        1024-unit MLP, that is several times a batch's forward and backward passes
-        (measured in ``benchmarks/bench_training_cost.py``).
+        :func:`~amrlearn.neural.orthogonality_penalty`). Its backward pass still writes a
+        dense gradient for every weight, so on a CPU it is dearer than the lazy
+        ``ortho_every``. Both can be combined.
 {NET_PARAMS_DOC}
     Attributes
     ----------
@@ -79,6 +89,9 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
     history : skorch.History
         Per-epoch and per-batch records (``train_loss``, and what callbacks such as
         :class:`~amrlearn.neural.MarginTracker` add).
+    n_train_steps_ : int
+        Training steps taken since the last ``initialize`` (``fit`` restarts the count,
+        ``partial_fit`` continues it); it schedules the lazy penalty.
 
     See Also
     --------
@@ -133,6 +146,7 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
         "beta": [Interval(Real, 0, None, closed="left")],
         "margin": [StrOptions({"feature", "logit"})],
         "gram": [StrOptions({"auto", "output", "input"})],
+        "ortho_every": [Interval(Integral, 1, None, closed="left")],
         "ortho_probes": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -145,6 +159,7 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
         beta=1e-3,
         margin="feature",
         gram="auto",
+        ortho_every=64,
         ortho_probes=None,
         **kwargs,
     ):
@@ -154,6 +169,7 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
         self.beta = beta
         self.margin = margin
         self.gram = gram
+        self.ortho_every = ortho_every
         self.ortho_probes = ortho_probes
 
     def initialize(self):
@@ -171,23 +187,26 @@ class AMRNeuralNetClassifier(FeatureMarginNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Objective (15): the cross-entropy plus :meth:`_regularizer`."""
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        return loss + self._regularizer(y_pred, y_true)
+        return loss + self._regularizer(y_pred, y_true, training=training)
 
-    def _regularizer(self, y_pred, y_true):
-        """``- lam * margin term + beta * orthogonality penalty`` of objective (15)."""
+    def _regularizer(self, y_pred, y_true, training=False):
+        """``- lam * margin term + beta * orthogonality penalty`` of objective (15).
+
+        The orthogonality penalty is lazy in training (see ``ortho_every``)."""
         reg = 0.0
         if self.lam > 0:
             logits, features, layer = self._logits_features_layer(
                 y_pred, alternative=", or train with lam=0"
             )
             y_true = to_tensor(y_true, device=logits.device).long()
-            m = feature_margin(
-                features, layer.weight, layer.bias, y_true, normalize=self.margin == "feature"
+            # logits == layer(features) (checked where the features are captured), so the
+            # margin of eq. (14) comes from the logits and the layer's weight in one piece.
+            reg = reg - self.lam * amr_margin_loss(
+                logits, layer.weight, y_true, self.tau, normalize=self.margin == "feature"
             )
-            correct = logits.argmax(dim=1) == y_true
-            reg = reg - self.lam * amr_margin_term(m, correct, self.tau)
-        if self.beta > 0:
-            reg = reg + self.beta * orthogonality_penalty(
+        scale = self.lazy_penalty_scale(training)
+        if self.beta > 0 and scale:
+            reg = reg + (scale * self.beta) * orthogonality_penalty(
                 self.module_, gram=self.gram, n_probes=self.ortho_probes
             )
         return reg
