@@ -39,6 +39,7 @@ _FLAT_MODELS = ("LR", "MLP")
 #: ``steps * step_size`` is this many times eps, enough to reach the sphere and move on it.
 _AUTO_STEP_PATH = 2.5
 
+
 def per_model(value, model):
     """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
     ``value`` itself otherwise.
@@ -83,7 +84,12 @@ def method_params(method, dataset, model, config):
     lam = config["lam"] if spec["lam"] is None else spec["lam"]
     beta = config["beta"] if spec["beta"] is None else spec["beta"]
     tau = config.get("tau", {}).get(f"{dataset}/{model}", TAU[(dataset, model)])
-    return {"lam": float(lam), "beta": float(beta), "tau": float(tau)}
+    params = {"lam": float(lam), "beta": float(beta), "tau": float(tau)}
+    if config.get("ortho_every") is not None:
+        # The orthogonality penalty's schedule; absent: the estimator's default (lazy).
+        # ``1`` is the exact every-step penalty of objective (15).
+        params["ortho_every"] = int(config["ortho_every"])
+    return params
 
 
 def n_epochs(config, model):
