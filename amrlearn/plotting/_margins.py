@@ -13,8 +13,23 @@ def _axes(ax):
     return ax
 
 
-def plot_margin_histogram(margins, *, ax=None, bins=50, label=None, title=None, color=None,
-                          range=None):
+def _check_margins(margins, name="margins"):
+    """``margins`` as a 1-D float array; a clear error where a value is NaN or infinite."""
+    m = np.asarray(margins, dtype=float).ravel()
+    bad = ~np.isfinite(m)
+    if bad.any():
+        n_nan = int(np.isnan(m).sum())
+        raise ValueError(
+            f"{name} hold {n_nan} NaN and {int(bad.sum()) - n_nan} infinite values out of "
+            f"{m.size}; a histogram would leave them out without a word. Drop or replace "
+            "them explicitly (e.g. m[np.isfinite(m)]) if that is what you mean."
+        )
+    return m
+
+
+def plot_margin_histogram(
+    margins, *, ax=None, bins=50, label=None, title=None, color=None, range=None
+):
     """Histogram of signed margins, in the style of Figure 1b.
 
     Parameters
@@ -33,6 +48,11 @@ def plot_margin_histogram(margins, *, ax=None, bins=50, label=None, title=None, 
     -------
     ax : matplotlib Axes
 
+    Raises
+    ------
+    ValueError
+        If a margin is NaN or infinite: it would be left out of the picture silently.
+
     Examples
     --------
     >>> import matplotlib
@@ -42,9 +62,9 @@ def plot_margin_histogram(margins, *, ax=None, bins=50, label=None, title=None, 
     >>> ax.get_title()
     'epoch 1'
     """
+    m = _check_margins(margins)
     ax = _axes(ax)
-    m = np.asarray(margins, dtype=float)
-    ax.hist(m[np.isfinite(m)], bins=bins, color=color, label=label, range=range, alpha=0.85)
+    ax.hist(m, bins=bins, color=color, label=label, range=range, alpha=0.85)
     ax.axvline(0.0, color="k", lw=0.8, ls=":")
     ax.set_xlabel("margin")
     ax.set_ylabel("count")
@@ -91,8 +111,9 @@ def plot_margin_histograms(margin_sets, titles, *, bins=50, sharex=True, ncols=N
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
     rng = None
     if sharex:
-        allm = np.concatenate([np.asarray(m, float).ravel() for m in margin_sets])
-        allm = allm[np.isfinite(allm)]
+        allm = np.concatenate(
+            [_check_margins(m, f"margins of {t!r}") for m, t in zip(margin_sets, titles)]
+        )
         if allm.size:
             rng = (float(allm.min()), float(allm.max()))
     for ax, m, t in zip(axes.ravel(), margin_sets, titles):
@@ -103,8 +124,9 @@ def plot_margin_histograms(margin_sets, titles, *, bins=50, sharex=True, ncols=N
     return fig
 
 
-def plot_margin_path(epochs, series, *, ax=None, logx=True, hlines=None, ylabel="margin",
-                     title=None):
+def plot_margin_path(
+    epochs, series, *, ax=None, logx=True, hlines=None, ylabel="margin", title=None
+):
     """Margins against epochs, in the style of Figures 1a, 2, 3 and 6.
 
     Parameters
