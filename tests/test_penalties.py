@@ -200,3 +200,46 @@ def test_default_is_lazy_and_exact_stays_available():
     assert net.ortho_every == 64 and net.ortho_probes is None
     X, y = _toy()
     _frozen_net(ortho_every=1, max_epochs=1).fit(X, y)  # the exact every-step penalty
+
+
+def test_validation_computes_the_penalty_once_per_state_of_the_weights(monkeypatch):
+    """The penalty does not depend on the batch: skorch's validation batches (no autograd)
+    share one evaluation per state of the weights, instead of paying for it per batch."""
+    from amrlearn.neural import _net
+
+    calls = []
+    real = _net.orthogonality_penalty
+
+    def counting(module, **kw):
+        calls.append(torch.is_grad_enabled())
+        return real(module, **kw)
+
+    monkeypatch.setattr(_net, "orthogonality_penalty", counting)
+    X, y = _toy(n=120)
+    # 80 training samples in batches of 20 (4 steps per epoch), 40 validation samples in
+    # 2 batches, 3 epochs, the exact every-step penalty.
+    net = _frozen_net(lam=0.0, beta=0.05, ortho_every=1, max_epochs=3, batch_size=20, lr=0.01)
+    net.set_params(
+        train_split=lambda ds, y=None: (
+            torch.utils.data.Subset(ds, range(80)),
+            torch.utils.data.Subset(ds, range(80, 120)),
+        )
+    )
+    net.fit(X, y)
+    assert calls.count(True) == 3 * 4  # every training step
+    assert calls.count(False) == 3  # once per validation pass, not once per batch
+    # the validation loss still holds beta times the penalty of the weights after the epoch
+    Xv, yv = torch.from_numpy(X[80:]), torch.from_numpy(y[80:])
+    with torch.no_grad():
+        penalty = float(real(net.module_))
+        base = float(torch.nn.functional.cross_entropy(net.infer(Xv)[0], yv))
+    assert net.history[-1, "valid_loss"] == pytest.approx(base + 0.05 * penalty, rel=1e-5)
+    # the weights are those of the last validation pass: no new evaluation; a change of the
+    # weights outside training is seen, once
+    before = len(calls)
+    with torch.no_grad():
+        net.get_loss(net.infer(Xv), yv)
+        net.module_.hidden_layer.weight.mul_(2.0)
+        net.get_loss(net.infer(Xv), yv)
+        net.get_loss(net.infer(Xv), yv)
+    assert len(calls) - before == 1
