@@ -285,8 +285,9 @@ def margin_bounds(
     """Lower and upper bounds on the l2 margin of each sample, and the exact one if linear.
 
     ``lower`` is Theorem 3's bound (:func:`lipschitz_margin_bound`); ``upper`` is the
-    distance of the closest adversarial point that a minimum-norm attack finds (DDN by
-    default); ``exact`` is the closed form (eq. (6)) where the model is affine.
+    distance of the closest adversarial point that a minimum-norm attack finds
+    (:class:`~amrlearn.attacks.MinimumNormEnsemble` by default); ``exact`` is the closed
+    form (eq. (6)) where the model is affine.
 
     Parameters
     ----------
@@ -305,9 +306,10 @@ def margin_bounds(
         the paper's). ``clip`` is also the attack's box.
     attack : MinimizationAttack, default=None
         The attack of the upper bound; ``None`` means
-        ``DDN(steps=attack_steps, clip=clip, random_state=random_state)``.
+        ``MinimumNormEnsemble(steps=attack_steps, clip=clip, random_state=random_state)``:
+        DeepFool, then FMN from DeepFool's points, each point verified by a forward pass.
     attack_steps : int, default=100
-        Steps of the default attack.
+        Steps of the default attack's FMN.
 
     Returns
     -------
@@ -338,7 +340,7 @@ def margin_bounds(
     """
     import torch
 
-    from ..attacks import DDN, MinimizationAttack
+    from ..attacks import MinimizationAttack, MinimumNormEnsemble
 
     _validate_budget(radius, n_batches, batch_size, clip)
     if attack is not None and not isinstance(attack, MinimizationAttack):
@@ -368,7 +370,7 @@ def margin_bounds(
             up = exact.copy()  # the closest boundary point, eq. (7), is the optimal attack
         else:
             if attack is None:
-                attack = DDN(
+                attack = MinimumNormEnsemble(
                     steps=attack_steps, clip=clip, random_state=random_state, verbose=verbose
                 )
             # Move away from the predicted class: this bounds the distance to the
