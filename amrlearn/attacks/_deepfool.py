@@ -123,6 +123,9 @@ def deepfool_perturbation(fn, x, y, *, max_iter=50, overshoot=0.02, clip=None, c
 
     ``x_{i+1} = clip(x + (1 + overshoot) * r_tot)`` with ``r_tot`` the sum of the jumps
     (:func:`deepfool_step`); a sample stops as soon as its iterate is misclassified.
+    With a box, the gradient components that would push a coordinate lying on a face of
+    the box outwards are zeroed first, so that the jump uses the directions left free
+    (plain DeepFool stalls on images with saturated pixels).
 
     Parameters
     ----------
@@ -171,6 +174,10 @@ def deepfool_perturbation(fn, x, y, *, max_iter=50, overshoot=0.02, clip=None, c
         is_adv = logits.argmax(1) != y
         if i == max_iter or bool(is_adv.all()):
             break
+        if clip is not None:  # coordinates on a face of the box cannot move outwards
+            xc = x_cur.unsqueeze(1)
+            blocked = ((xc <= clip[0]) & (grads < 0)) | ((xc >= clip[1]) & (grads > 0))
+            grads = torch.where(blocked, 0.0, grads)
         active = (~is_adv).view(-1, *[1] * (x0.dim() - 1)).to(x0.dtype)
         r_tot = r_tot + active * deepfool_step(gaps, grads, y).to(x0.dtype)
         n_iter = n_iter + (~is_adv).long()
