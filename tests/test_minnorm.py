@@ -198,3 +198,20 @@ def test_bad_parameters():
         MinimumNormEnsemble(attacks=[])(net, X, pred)
     with pytest.raises(ValueError, match="outside the box"):
         MinimumNormEnsemble()(net, X + 2.0, pred)
+
+
+def test_deepfool_moves_along_the_free_faces_of_the_box():
+    # At the corner x = 0, the closest boundary point of -3 x1 + x2 = 0.5 lies outside the
+    # box; inside it, the closest one is (0, 0.5). Plain DeepFool steps outwards, is
+    # clipped back to the corner and never gets there.
+    lin = torch.nn.Linear(2, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 0.0], [-3.0, 1.0]]))
+        lin.bias.copy_(torch.tensor([0.0, -0.5]))
+    net = Hidden(lin)
+    X = np.zeros((1, 2))
+    X_adv, dist = DeepFool(clip=(0.0, 1.0))(net, X, np.array([0]))
+    np.testing.assert_allclose(dist, [0.5], rtol=1e-5)
+    np.testing.assert_allclose(X_adv, [[0.0, 0.5]], atol=1e-5)
+    _, dist = MinimumNormEnsemble(steps=10, clip=(0.0, 1.0))(net, X, np.array([0]))
+    np.testing.assert_allclose(dist, [0.5], rtol=1e-5)
