@@ -62,15 +62,12 @@ def class_gap_gradients(fn, x, y, *, create_graph=False):
         out = fn(z.unsqueeze(0)).squeeze(0)
         return out, out
 
-    with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
-        if not create_graph:
-            x = x.detach()
-        J, logits = vmap(jacrev(single, has_aux=True))(x)
+    # Without create_graph, no graph to the weights: jacrev still differentiates in x.
+    with torch.enable_grad() if create_graph else torch.no_grad():
+        J, logits = vmap(jacrev(single, has_aux=True))(x if create_graph else x.detach())
         rows = torch.arange(x.shape[0], device=x.device)
         gaps = logits - logits[rows, y].unsqueeze(1)
         grads = J - J[rows, y].unsqueeze(1)
-    if not create_graph:
-        logits, gaps, grads = logits.detach(), gaps.detach(), grads.detach()
     return logits, gaps, grads
 
 

@@ -130,8 +130,9 @@ class MinimumNormEnsemble(MinimizationAttack):
     Parameters
     ----------
     attacks : list of MinimizationAttack or None, default=None
-        The attacks, in order. Their ``clip`` is replaced by this ``clip``. ``None``
-        means ``[DeepFool(), FMN(steps=steps)]``.
+        The attacks, in order. Their ``clip`` is replaced by this ``clip`` (their points
+        are checked against it in any case). ``None`` means
+        ``[DeepFool(), FMN(steps=steps)]``.
     steps : int, default=100
         Steps of the default FMN.
     refine_steps : int, default=20
@@ -220,7 +221,9 @@ class MinimumNormEnsemble(MinimizationAttack):
                 raise TypeError(
                     f"attacks must be MinimizationAttack instances, got {type(a).__name__}."
                 )
-            a = clone(a).set_params(clip=self.clip)
+            a = clone(a)
+            if "clip" in a.get_params():
+                a.set_params(clip=self.clip)
             a._check_params()
             members.append(a)
         return members
