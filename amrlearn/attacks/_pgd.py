@@ -287,10 +287,8 @@ class L2PGD(FixedEpsilonAttack):
             broken[idx] = was | wrong
 
         for _ in range(self.restarts):
-            idx = (
-                torch.nonzero(~broken).flatten()
-                if self.early_stop
-                else torch.arange(x.shape[0], device=x.device)
+            idx = torch.nonzero(~broken).flatten() if self.early_stop else torch.arange(
+                x.shape[0], device=x.device
             )
             if idx.numel() == 0:
                 break
@@ -387,11 +385,8 @@ def robust_accuracy(
     import torch
 
     eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    if (
-        eps_arr.ndim != 1
-        or eps_arr.size == 0
-        or np.any(~np.isfinite(eps_arr))
-        or np.any(eps_arr < 0)
+    if eps_arr.ndim != 1 or eps_arr.size == 0 or np.any(~np.isfinite(eps_arr)) or np.any(
+        eps_arr < 0
     ):
         raise ValueError(f"eps must be a non-empty sequence of finite radii >= 0, got {eps!r}.")
     losses = [loss] if isinstance(loss, str) else list(loss)
