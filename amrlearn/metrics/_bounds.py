@@ -307,9 +307,10 @@ def margin_bounds(
     attack : MinimizationAttack, default=None
         The attack of the upper bound; ``None`` means
         ``MinimumNormEnsemble(steps=attack_steps, clip=clip, random_state=random_state)``:
-        DeepFool, then FMN from DeepFool's points, each point verified by a forward pass.
+        DeepFool, FMN from DeepFool's points and DDN, each point verified by a forward
+        pass, the closest kept.
     attack_steps : int, default=100
-        Steps of the default attack's FMN.
+        Steps of the default attack's FMN and DDN.
 
     Returns
     -------
