@@ -165,22 +165,29 @@ def deepfool_perturbation(fn, x, y, *, max_iter=50, overshoot=0.02, clip=None, c
     x0 = x if create_graph else x.detach()
     r_tot = torch.zeros_like(x0)
     n_iter = torch.zeros(x0.shape[0], dtype=torch.int64, device=x0.device)
+    is_adv = torch.zeros(x0.shape[0], dtype=torch.bool, device=x0.device)
     x_cur = x0
+    rows = torch.arange(x0.shape[0], device=x0.device)  # the samples still moving
     for i in range(max_iter + 1):
-        logits, gaps, grads = class_gap_gradients(fn, x_cur, y, create_graph=create_graph)
-        is_adv = logits.argmax(1) != y
-        if i == max_iter or bool(is_adv.all()):
+        xa, ya = x_cur[rows], y[rows]
+        logits, gaps, grads = class_gap_gradients(fn, xa, ya, create_graph=create_graph)
+        adv = logits.argmax(1) != ya
+        is_adv[rows] = adv
+        if i == max_iter or bool(adv.all()):
             break
+        keep = ~adv
+        rows, xa, ya, gaps, grads = rows[keep], xa[keep], ya[keep], gaps[keep], grads[keep]
         if clip is not None:  # coordinates on a face of the box cannot move outwards
-            xc = x_cur.unsqueeze(1)
+            xc = xa.unsqueeze(1)
             blocked = ((xc <= clip[0]) & (grads < 0)) | ((xc >= clip[1]) & (grads > 0))
             grads = torch.where(blocked, 0.0, grads)
-        active = (~is_adv).view(-1, *[1] * (x0.dim() - 1)).to(x0.dtype)
-        r_tot = r_tot + active * deepfool_step(gaps, grads, y).to(x0.dtype)
-        n_iter = n_iter + (~is_adv).long()
-        x_cur = x0 + (1 + overshoot) * r_tot
+        # Out-of-place updates of the moving rows only, so that the graph stays intact.
+        r_tot = r_tot.index_add(0, rows, deepfool_step(gaps, grads, ya).to(x0.dtype))
+        n_iter[rows] += 1
+        x_new = x0[rows] + (1 + overshoot) * r_tot[rows]
         if clip is not None:
-            x_cur = x_cur.clamp(clip[0], clip[1])
+            x_new = x_new.clamp(clip[0], clip[1])
+        x_cur = x_cur.index_copy(0, rows, x_new)
     return x_cur, is_adv, n_iter
 
 
