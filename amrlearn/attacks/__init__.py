@@ -1,4 +1,5 @@
-"""Adversarial attacks: l2 PGD (fixed radius) and DDN (minimum norm), and robust accuracy.
+"""Adversarial attacks: l2 PGD (fixed radius), minimum-norm attacks (DeepFool, FMN, DDN and
+the ensemble that keeps the closest verified point of each sample), and robust accuracy.
 
 Every attack is called as ``attack(model, X, y)`` on a torch module, a skorch net or a
 fitted linear estimator; ``attack.run(fn, x, y)`` is the tensor-level step.
@@ -6,10 +7,21 @@ fitted linear estimator; ``attack.run(fn, x, y)`` is the tensor-level step.
 
 from ._base import Attack, FixedEpsilonAttack, MinimizationAttack
 from ._ddn import DDN
+from ._deepfool import DeepFool, class_gap_gradients, deepfool_perturbation, deepfool_step
+from ._fmn import FMN, logit_margin
+from ._minnorm import MinimumNormEnsemble, boundary_search
 from ._pgd import L2PGD, attack_loss, robust_accuracy, uniform_l2_ball
 
 __all__ = [
     "DDN",
+    "FMN",
+    "DeepFool",
+    "MinimumNormEnsemble",
+    "boundary_search",
+    "class_gap_gradients",
+    "deepfool_perturbation",
+    "deepfool_step",
+    "logit_margin",
     "Attack",
     "FixedEpsilonAttack",
     "L2PGD",

@@ -8,7 +8,7 @@ Theorem 3 (eq. (16) of Wu & Yu, after Hein & Andriushchenko 2017): for a classif
 where ``L_k`` is the Lipschitz constant of ``f_yhat - f_k`` on the ball ``B(x, r)``. As in
 the paper (Appendix F), ``L_k`` is estimated by the largest gradient norm over points
 drawn uniformly in the ball; all ``k`` come from one Jacobian per batch of points
-(``torch.func.vmap(jacrev(f))``). The attack's distance (DDN) bounds the same distance
+(``torch.func.vmap(jacrev(f))``). The attack's distance (a minimum-norm ensemble) bounds the same distance
 from above.
 """
 
@@ -29,7 +29,8 @@ __all__ = ["CHEAP_BOUND_PARAMS", "PAPER_BOUND_PARAMS", "lipschitz_margin_bound",
 #: The paper's budget (Appendix F): r = 5, 50 batches of 1024 points per sample.
 PAPER_BOUND_PARAMS = dict(BOUND_BUDGET)
 #: The default budget of ``margin_report`` on neural nets, cheap enough for
-#: cross-validation: 128 points per sample for the lower bound, 100 DDN steps.
+#: cross-validation: 128 points per sample for the lower bound, 100 steps of the
+#: upper bound's FMN and DDN.
 CHEAP_BOUND_PARAMS = {"radius": 5.0, "n_batches": 1, "batch_size": 128, "attack_steps": 100}
 
 
@@ -261,10 +262,12 @@ def _lipschitz_bound(
 
 def _upper_bound(fn, X_t, y_pred, attack, *, attack_steps, clip, random_state, verbose):
     """The minimum-norm attack's points and distances: the upper bound, in one place."""
-    from ..attacks import DDN
+    from ..attacks import MinimumNormEnsemble
 
     if attack is None:
-        attack = DDN(steps=attack_steps, clip=clip, random_state=random_state, verbose=verbose)
+        attack = MinimumNormEnsemble(
+            steps=attack_steps, clip=clip, random_state=random_state, verbose=verbose
+        )
     # Move away from the predicted class: this bounds the distance to the boundary of
     # the predicted region, misclassified samples included.
     return attack(fn, X_t, y_pred)
@@ -291,7 +294,8 @@ def margin_bounds(
 
     The distance ``d`` from ``x`` to the boundary of its predicted region lies between
     Theorem 3's bound (:func:`lipschitz_margin_bound`) and the distance of the closest
-    adversarial point that a minimum-norm attack finds (DDN by default). The signed
+    adversarial point that a minimum-norm attack finds
+    (:class:`~amrlearn.attacks.MinimumNormEnsemble` by default). The signed
     margin is ``d`` where the prediction is right and ``-d`` where it is wrong, so it
     lies in ``[lower, upper]``: ``[d_lower, d_upper]`` for a correct sample and
     ``[-d_upper, -d_lower]`` for a misclassified one. ``lower <= upper`` for every
@@ -318,9 +322,11 @@ def margin_bounds(
         the paper's). ``clip`` is also the attack's box.
     attack : MinimizationAttack, default=None
         The attack of the upper bound; ``None`` means
-        ``DDN(steps=attack_steps, clip=clip, random_state=random_state)``.
+        ``MinimumNormEnsemble(steps=attack_steps, clip=clip, random_state=random_state)``:
+        DeepFool, FMN from DeepFool's points and DDN, each point verified by a forward
+        pass, the closest kept.
     attack_steps : int, default=100
-        Steps of the default attack.
+        Steps of the default attack's FMN and DDN.
 
     Returns
     -------
