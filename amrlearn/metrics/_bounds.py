@@ -8,8 +8,8 @@ Theorem 3 (eq. (16) of Wu & Yu, after Hein & Andriushchenko 2017): for a classif
 where ``L_k`` is the Lipschitz constant of ``f_yhat - f_k`` on the ball ``B(x, r)``. As in
 the paper (Appendix F), ``L_k`` is estimated by the largest gradient norm over points
 drawn uniformly in the ball; all ``k`` come from one Jacobian per batch of points
-(``torch.func.vmap(jacrev(f))``). The attack's distance (a minimum-norm ensemble) bounds the same distance
-from above.
+(``torch.func.vmap(jacrev(f))``). The distance of the closest adversarial point that a
+minimum-norm ensemble finds bounds the same distance from above.
 """
 
 import warnings
