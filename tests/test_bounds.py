@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
-from amrlearn.attacks import DDN, L2PGD
+from amrlearn.attacks import DDN, L2PGD, MinimumNormEnsemble
 from amrlearn.metrics import (
     linear_margins,
     lipschitz_margin_bound,
@@ -225,7 +225,7 @@ def test_interval_is_ordered_for_every_sample(request, digits, name):
     assert np.all(res["lower"] <= res["upper"])
     assert np.all((res["lower"] > 0) == correct) and np.all((res["upper"] < 0) == ~correct)
     # The attack's end is the distance that a separate run of the same attack finds.
-    _, dist = DDN(steps=50, clip=None, random_state=0)(net, X, res["y_pred"])
+    _, dist = MinimumNormEnsemble(steps=50, clip=None, random_state=0)(net, X, res["y_pred"])
     np.testing.assert_array_equal(res["upper"][correct], dist[correct])
     np.testing.assert_array_equal(res["lower"][~correct], -dist[~correct])
     # The other end is the Lipschitz bound tightened by the attack: at most the paper's.
@@ -289,7 +289,7 @@ def test_margin_report_on_nets(mlp, digits):
     assert rep["avg_margin"] == np.abs(signed).mean()
     assert rep["min_margin"] == signed.min()
     assert rep["accuracy"] == np.mean(y_pred == y)
-    _, dist = DDN(steps=40, clip=None, random_state=0)(mlp, X, y_pred)
+    _, dist = MinimumNormEnsemble(steps=40, clip=None, random_state=0)(mlp, X, y_pred)
     assert rep["avg_margin_upper"] == dist.mean()
     assert rep["avg_margin_lower"] <= rep["avg_margin"] <= rep["avg_margin_upper"]
     res = sample_margins(mlp, X, y)  # the cheap default budget

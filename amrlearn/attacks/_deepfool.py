@@ -15,8 +15,9 @@ and then tightens the point by bisection along the segment from ``x``.
 from numbers import Integral, Real
 
 from ..utils._compat import Interval
+from ..utils._inputs import CLIP_CONSTRAINT, check_clip
 from ._base import MinimizationAttack
-from ._minnorm import _clip_tuple, _finish, boundary_search
+from ._minnorm import _finish, boundary_search
 
 __all__ = ["DeepFool", "class_gap_gradients", "deepfool_perturbation", "deepfool_step"]
 
@@ -258,7 +259,7 @@ class DeepFool(MinimizationAttack):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "overshoot": [Interval(Real, 0, None, closed="neither")],
         "refine_steps": [Interval(Integral, 0, None, closed="left")],
-        "clip": [tuple, list, None],
+        "clip": CLIP_CONSTRAINT,
     }
 
     def __init__(
@@ -303,7 +304,7 @@ class DeepFool(MinimizationAttack):
         """
         import torch
 
-        clip = _clip_tuple(self.clip)
+        clip = check_clip(self.clip)
         x = x.detach()
         x_adv, _, _ = deepfool_perturbation(
             fn, x, y, max_iter=self.max_iter, overshoot=self.overshoot, clip=clip

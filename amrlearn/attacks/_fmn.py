@@ -14,8 +14,10 @@ import math
 from numbers import Integral, Real
 
 from ..utils._compat import Interval
-from ._base import MinimizationAttack, _flat_norm
-from ._minnorm import _clip_tuple, _finish, _is_adv, _random_where_zero
+from ..utils._inputs import CLIP_CONSTRAINT, check_clip
+from ..utils._math import flat_norm
+from ._base import MinimizationAttack
+from ._minnorm import _finish, _is_adv, _random_where_zero
 
 __all__ = ["FMN", "logit_margin"]
 
@@ -107,7 +109,7 @@ class FMN(MinimizationAttack):
         "steps": [Interval(Integral, 1, None, closed="left")],
         "step_size": [Interval(Real, 0, None, closed="neither")],
         "gamma": [Interval(Real, 0, 1, closed="neither")],
-        "clip": [tuple, list, None],
+        "clip": CLIP_CONSTRAINT,
     }
 
     def __init__(
@@ -155,11 +157,11 @@ class FMN(MinimizationAttack):
         import torch
 
         x = x.detach()
-        clip = _clip_tuple(self.clip)
+        clip = check_clip(self.clip)
         if clip is None:
             worst = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
         else:  # the farthest corner of the box: no useful radius is larger
-            worst = _flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
+            worst = flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
         best, best_dist = _finish(fn, x, x if x_init is None else x_init.detach(), y, clip)
         best_dist = best_dist.to(x.dtype)
         found = torch.isfinite(best_dist)
@@ -174,13 +176,13 @@ class FMN(MinimizationAttack):
             grad = grad.to(x.dtype)
             delta, loss = delta.detach(), loss.detach().to(x.dtype)
             is_adv = logits.detach().argmax(1) != y
-            norm = _flat_norm(delta).flatten()
+            norm = flat_norm(delta).flatten()
             better = is_adv & (norm < best_dist)
             best[better] = (x + delta)[better]
             best_dist = torch.where(better, norm, best_dist)
             found = found | is_adv
             grad = _random_where_zero(grad, generator)
-            gnorm = _flat_norm(grad)
+            gnorm = flat_norm(grad)
             gamma = _cosine(self.gamma, 0.001, i, self.steps)
             # The paper's radius before the first adversarial point is the linearized
             # distance itself; on an affine model the iterate then sits on the boundary,
@@ -193,14 +195,14 @@ class FMN(MinimizationAttack):
             )
             eps = torch.minimum(eps, worst)
             delta = delta - _cosine(self.step_size, min_step, i, self.steps) * grad / gnorm
-            delta = delta * (eps / _flat_norm(delta).flatten().clamp_min(1e-12)).clamp(
-                max=1.0
-            ).view(-1, *[1] * (x.dim() - 1))
+            delta = delta * (eps / flat_norm(delta).flatten().clamp_min(1e-12)).clamp(max=1.0).view(
+                -1, *[1] * (x.dim() - 1)
+            )
             if clip is not None:
                 delta = (x + delta).clamp(clip[0], clip[1]) - x
         with torch.no_grad():
             is_adv = _is_adv(fn, x + delta, y)
-            norm = _flat_norm(delta).flatten()
+            norm = flat_norm(delta).flatten()
             better = is_adv & (norm < best_dist)
             best[better] = (x + delta)[better]
         return _finish(fn, x, best, y, clip)

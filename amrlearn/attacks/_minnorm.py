@@ -12,13 +12,11 @@ import inspect
 from numbers import Integral
 
 from ..utils._compat import Interval
-from ._base import MinimizationAttack, _flat_norm
+from ..utils._inputs import CLIP_CONSTRAINT, check_clip
+from ..utils._math import flat_norm
+from ._base import MinimizationAttack
 
 __all__ = ["MinimumNormEnsemble", "boundary_search"]
-
-
-def _clip_tuple(clip):
-    return None if clip is None else (float(clip[0]), float(clip[1]))
 
 
 def _is_adv(fn, x, y):
@@ -33,7 +31,7 @@ def _random_where_zero(grad, generator):
     """Replace the rows of ``grad`` that are exactly zero by Gaussian directions."""
     import torch
 
-    flat = _flat_norm(grad).flatten() == 0
+    flat = flat_norm(grad).flatten() == 0
     if flat.any():
         grad = grad.clone()
         grad[flat] = torch.randn(
@@ -52,7 +50,7 @@ def _finish(fn, x, x_adv, y, clip):
         if clip is not None:
             x_adv = x_adv.clamp(clip[0], clip[1])
         ok = _is_adv(fn, x_adv, y)
-        dist = _flat_norm(x_adv - x).flatten().double()
+        dist = flat_norm(x_adv - x).flatten().double()
         dist = torch.where(ok, dist, float("inf"))
         x_adv = torch.where(ok.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
     return x_adv, dist
@@ -182,7 +180,7 @@ class MinimumNormEnsemble(MinimizationAttack):
         "attacks": [list, tuple, None],
         "steps": [Interval(Integral, 1, None, closed="left")],
         "refine_steps": [Interval(Integral, 0, None, closed="left")],
-        "clip": [tuple, list, None],
+        "clip": CLIP_CONSTRAINT,
     }
 
     def __init__(
@@ -228,7 +226,7 @@ class MinimumNormEnsemble(MinimizationAttack):
             a = clone(a)
             if "clip" in a.get_params():
                 a.set_params(clip=self.clip)
-            a._check_params()
+            a._validate_params()
             members.append(a)
         return members
 
@@ -253,7 +251,7 @@ class MinimumNormEnsemble(MinimizationAttack):
         import torch
 
         x = x.detach()
-        clip = _clip_tuple(self.clip)
+        clip = check_clip(self.clip)
         best, best_dist = _finish(fn, x, x, y, clip)  # 0 where x is misclassified
         for attack in self._members():
             kwargs = {}
