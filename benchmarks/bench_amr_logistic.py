@@ -6,42 +6,40 @@ Usage: python benchmarks/bench_amr_logistic.py [--problem mnist01|multiclass|spa
 Problems:
 
 * ``mnist01`` (default): MNIST 0 vs 1 against ``LogisticRegression(lbfgs)``; writes
-  ``results/bench_amr_logistic.json``. Target: a time ratio within 1.5.
+  ``results/bench_amr_logistic_cpu.json``. Target: a time ratio within 1.5.
 * ``multiclass``: scikit-learn's digits (X / 16, stratified 70/30 split) and 10-class MNIST
   (``--n-train`` training images, the 10,000 test images) against the multinomial
   ``LogisticRegression(lbfgs)``; accuracy, smallest per-class recall, exact average
-  margins, fit times. Writes ``results/bench_amr_logistic_multiclass.json``.
+  margins, fit times. Writes ``results/bench_amr_logistic_multiclass_cpu.json``.
 * ``sparse``: a seeded 100,000 x 50,000 CSR of density 0.001 (binary labels from a random
   hyperplane) against the fastest of the lbfgs, liblinear and saga solvers, with the peak
   memory of each fit (tracemalloc, in a separate untimed fit). Writes
-  ``results/bench_amr_logistic_sparse.json``. Targets: time ratio <= 1.5, memory <= 2.
+  ``results/bench_amr_logistic_sparse_cpu.json``. Targets: time ratio <= 1.5, memory <= 2.
 
 The estimators are fitted on the same data in the same run, alternately, and the median
 of the repeats is reported, with the 1-minute load average before and after.
 """
 
-import argparse
-import json
 import os
 import platform
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
+from _bench_common import make_parser, write_result
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 
 from amrlearn.linear_model import AMRLogisticRegression
 from amrlearn.metrics import margin_report
 
-RESULTS = Path("benchmarks/results")
+#: Each problem's result name: ``results/<name>_cpu.json``.
 OUTPUTS = {
-    "mnist01": RESULTS / "bench_amr_logistic.json",
-    "multiclass": RESULTS / "bench_amr_logistic_multiclass.json",
-    "sparse": RESULTS / "bench_amr_logistic_sparse.json",
+    "mnist01": "bench_amr_logistic",
+    "multiclass": "bench_amr_logistic_multiclass",
+    "sparse": "bench_amr_logistic_sparse",
 }
 
 
@@ -250,13 +248,11 @@ def run_mnist01(repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # --quick: 3 repeats instead of 7 (unless --repeats is given)
+    parser = make_parser(__doc__, repeats=0)
     parser.add_argument("--problem", choices=sorted(OUTPUTS), default="mnist01")
-    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
-    parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--n-train", type=int, default=20_000, help="MNIST-10 training images")
     parser.add_argument("--n-samples", type=int, default=100_000, help="rows of the sparse problem")
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     if args.problem == "multiclass":
@@ -265,10 +261,7 @@ def main(argv=None):
         result = run_sparse(repeats, args.n_samples)
     else:
         result = run_mnist01(repeats)
-    out = Path(args.out or OUTPUTS[args.problem])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written: {out}")
+    write_result(result, OUTPUTS[args.problem], "cpu", args.out)
     return result
 
 

@@ -8,14 +8,14 @@ Usage::
 Problems:
 
 * ``mnist01`` (default): MNIST 0-vs-1, 12,665 x 784, few support vectors. Needs MNIST in
-  the data home (``$AMRLEARN_DATA``). Writes ``results/hard_margin.json``.
+  the data home (``$AMRLEARN_DATA``). Writes ``results/bench_hard_margin_cpu.json``.
 * ``many_sv``: 20,000 x 300 standard normal samples labelled by a random hyperplane through
   the origin (seeded): separable, with about 300 (= n_features) support vectors. Writes
-  ``results/hard_margin_many_sv.json``. Target: time ratio <= 1.0, cosine >= 0.9999.
+  ``results/bench_hard_margin_many_sv_cpu.json``. Target: time ratio <= 1.0, cosine >= 0.9999.
 * ``sparse``: CSR of density 0.001 with 50,000 features (uniform [0, 1) values, seeded),
   labelled by the sign of a random hyperplane, thresholded at its median: separable by
   construction. ``--n-samples`` sets the rows (100,000 in the issue; libsvm's time grows
-  quickly with it). Writes ``results/hard_margin_sparse.json``.
+  quickly with it). Writes ``results/bench_hard_margin_sparse_cpu.json``.
 
 Both estimators are timed in the same run, their fits interleaved (best of ``--repeats``).
 The script prints and writes the time ratio (ours / libsvm), the cosine of the two weight
@@ -23,27 +23,25 @@ vectors, both minimum margins on the training data, the support-set sizes and wh
 sets are equal, and the KKT residuals of our solution.
 """
 
-import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
+from _bench_common import make_parser, write_result
 from sklearn.svm import SVC
 
 from amrlearn.datasets import load_mnist
 from amrlearn.metrics import linear_margins
 from amrlearn.svm import HardMarginSVC
 
-RESULTS = Path(__file__).parent / "results"
+#: Each problem's result name: ``results/<name>_cpu.json``.
 OUTPUTS = {
-    "mnist01": RESULTS / "hard_margin.json",
-    "many_sv": RESULTS / "hard_margin_many_sv.json",
-    "sparse": RESULTS / "hard_margin_sparse.json",
+    "mnist01": "bench_hard_margin",
+    "many_sv": "bench_hard_margin_many_sv",
+    "sparse": "bench_hard_margin_sparse",
 }
 
 
@@ -109,14 +107,10 @@ def _load(problem, quick, n_samples):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, repeats=5)  # --quick: a smaller problem
     parser.add_argument("--problem", choices=sorted(OUTPUTS), default="mnist01")
-    parser.add_argument("--quick", action="store_true", help="a smaller problem")
     parser.add_argument("--n-samples", type=int, default=None, help="rows (many_sv, sparse)")
-    parser.add_argument("--repeats", type=int, default=5, help="fits per estimator (best kept)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON output file")
     args = parser.parse_args(argv)
-    out = args.out or OUTPUTS[args.problem]
 
     X, y, description = _load(args.problem, args.quick, args.n_samples)
     print(description)
@@ -183,9 +177,7 @@ def main(argv=None):
         "working_set_rounds",
     ):
         print(f"{key:>28}: {result[key]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(result, OUTPUTS[args.problem], "cpu", args.out)
     return result
 
 

@@ -23,13 +23,12 @@ Three measurements, each against a peer in the same run:
         [--epochs 30] [--n-points 200] [--device cpu|cuda] [--out FILE.json]
 """
 
-import argparse
 import platform
 import time
 
 import numpy as np
 import torch
-from _bench_common import load_data, write_result
+from _bench_common import load_data, make_parser, resolve_device, write_result
 
 from amrlearn.attacks import DDN, FMN, DeepFool, MinimumNormEnsemble
 from amrlearn.metrics import margin_bounds, margins_from_scores
@@ -199,18 +198,14 @@ def timing_part(net, X, device, rounds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, device="auto")
     parser.add_argument("--epochs", type=int, default=30, help="MLP epochs (quick Table 1: 30)")
     parser.add_argument("--n-points", type=int, default=200, help="test points attacked")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--out", default=None, help="JSON file (default under results/)")
     args = parser.parse_args(argv)
     import foolbox as fb
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     linear = linear_part(args.n_points, device)
 
     data, Xtr, ytr, Xte, yte = load_data(10000, args.n_points)
@@ -225,7 +220,6 @@ def main(argv=None):
     bracket = bracket_part(net, Xte, yte, device)
     timing = timing_part(net, Xte, device, args.rounds)
     out = {
-        "benchmark": "bench_min_norm",
         "peer": f"foolbox=={fb.__version__}",
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -244,7 +238,7 @@ def main(argv=None):
             "timing": timing,
         },
     }
-    write_result(out, args.out, "bench_min_norm", device)
+    write_result(out, "bench_min_norm", device, args.out)
     return out
 
 

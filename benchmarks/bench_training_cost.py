@@ -30,22 +30,18 @@ Usage: ``python benchmarks/bench_training_cost.py [--quick] [--device cpu|cuda|a
 (``$AMRLEARN_DATA``).
 """
 
-import argparse
-import json
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _bench_common import make_parser, write_result
 from skorch.callbacks import Callback
 
 from amrlearn.datasets import load_mnist
 from amrlearn.neural import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier, models
-
-DEFAULT_OUT = Path(__file__).parent / "results" / "training_cost.json"
 
 MODELS = {
     "mlp": (models.MLP, dict(module__in_features=784, module__hidden=1024), "MLP(784, 1024)"),
@@ -151,14 +147,12 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller subset, fewer rounds")
+    parser = make_parser(__doc__)  # --quick: a smaller subset, fewer rounds
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     n = args.n_samples or (1024 if args.quick else 8192)
@@ -179,7 +173,6 @@ def main(argv=None):
 
     defaults = AMRNeuralNetClassifier(models.MLP).get_params()
     result = {
-        "benchmark": "training_cost",
         "data": f"MNIST train subset, n={n}, batch_size=128 ({-(-n // 128)} steps per epoch)",
         "amr_defaults": {
             k: defaults[k] for k in ("lam", "tau", "beta", "margin", "ortho_every", "ortho_probes")
@@ -218,9 +211,7 @@ def main(argv=None):
                     f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20)"
                 )
     result["loadavg_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_result(result, "bench_training_cost", args.device, args.out)
     return result
 
 

@@ -319,11 +319,11 @@ def test_pipeline_with_scaler():
 # ------------------------------------------------------ margin tracking, dispatcher
 def test_margin_tracker_records_on_schedule():
     X, y = _toy()
-    tracker = MarginTracker(X_test=X[:50], y_test=y[:50], n_samples=40)
+    tracker = MarginTracker(X_test=X[:50], y_test=y[:50], n_points=40)
     net = _net(max_epochs=3, callbacks=[("margins", tracker)]).fit(X, y)
     rows = net.history
-    assert "margin_avg_train" in rows[0] and "margin_min_test" in rows[0]
-    assert "margin_avg_train" not in rows[1]  # epoch 2 is not in the paper's schedule
+    assert "train_avg_margin" in rows[0] and "test_min_margin" in rows[0]
+    assert "train_avg_margin" not in rows[1]  # epoch 2 is not in the paper's schedule
     # the value is what the dispatcher reports on the same fixed subset, recomputed on
     # the net as it was at epoch 1 (one epoch of the same seeded fit)
     Xs, ys = tracker.subsets_["train"]
@@ -331,14 +331,14 @@ def test_margin_tracker_records_on_schedule():
     one = _net(max_epochs=1, random_state=0, callbacks=[("margins", clone(tracker))])
     one.fit(X, y)
     stats = summarize_margins(sample_margins(one, Xs, ys, kind="feature")["feature"])
-    assert one.history[0]["margin_min_train"] == stats["min_margin"]
-    assert one.history[0]["margin_avg_train"] == stats["avg_margin"]
-    every = MarginTracker(every=1, n_samples=None)
+    assert one.history[0]["train_min_margin"] == stats["min_margin"]
+    assert one.history[0]["train_avg_margin"] == stats["avg_margin"]
+    every = MarginTracker(every=1, n_points=None)
     net = _net(max_epochs=2, callbacks=[every]).fit(X, y)
     last = net.history[-1]
     fm = net.feature_margins(X, y)
-    assert last["margin_avg_train"] == pytest.approx(np.abs(fm).mean())
-    assert last["margin_min_train"] == pytest.approx(fm.min())
+    assert last["train_avg_margin"] == pytest.approx(np.abs(fm).mean())
+    assert last["train_min_margin"] == pytest.approx(fm.min())
     with pytest.raises(ValueError, match="kind"):
         _net(callbacks=[MarginTracker(kind="exact")]).fit(X, y)
 
@@ -447,16 +447,16 @@ def test_cuda_end_to_end():
     tracked = _net(device="cuda", callbacks=[MarginTracker(X, y, every=1)]).fit(X, y)
     Xs, ys = tracked.callbacks_[-1][1].subsets_["train"]
     stats = summarize_margins(tracked.feature_margins(Xs, ys))
-    assert tracked.history[-1, "margin_avg_train"] == pytest.approx(stats["avg_margin"])
+    assert tracked.history[-1, "train_avg_margin"] == pytest.approx(stats["avg_margin"])
 
 
 def test_margin_tracker_bound_kind_uses_the_dispatcher():
     X, y = _toy(n=60)
     params = {"n_batches": 1, "batch_size": 16, "random_state": 0}
-    tracker = MarginTracker(n_samples=10, every=1, kind="bound", bound_params=params)
+    tracker = MarginTracker(n_points=10, every=1, kind="bound", bound_params=params)
     net = _net(max_epochs=1, callbacks=[tracker]).fit(X, y)
     Xs, ys = tracker.subsets_["train"]
     # a seeded bound on the same weights: the same numbers, exactly
     stats = summarize_margins(sample_margins(net, Xs, ys, bound_params=params)["margin"])
-    assert net.history[-1, "margin_min_train"] == stats["min_margin"]
-    assert net.history[-1, "margin_avg_train"] == stats["avg_margin"]
+    assert net.history[-1, "train_min_margin"] == stats["min_margin"]
+    assert net.history[-1, "train_avg_margin"] == stats["avg_margin"]

@@ -148,7 +148,7 @@ def _tracker(model, data, config, device, max_epochs):
         y_train=ytr,
         X_test=Xte,
         y_test=yte,
-        n_samples=None,
+        n_points=None,
         epochs=track_epochs(config, model, max_epochs),
         kind="bound",
         bound_params=bound_params(spec, config, device),
@@ -162,12 +162,12 @@ def _margin_path(net, splits):
     """Per-epoch min/avg margins and per-sample margins, from the tracker's history."""
     path = {}
     for split in splits:
-        rows = [h for h in net.history if f"margin_avg_{split}" in h]
+        rows = [h for h in net.history if f"{split}_avg_margin" in h]
         path[split] = {
             "epoch": [int(h["epoch"]) for h in rows],
-            "min_margin": [float(h[f"margin_min_{split}"]) for h in rows],
-            "avg_margin": [float(h[f"margin_avg_{split}"]) for h in rows],
-            "margins": [h[f"margins_{split}"] for h in rows if f"margins_{split}" in h],
+            "min_margin": [float(h[f"{split}_min_margin"]) for h in rows],
+            "avg_margin": [float(h[f"{split}_avg_margin"]) for h in rows],
+            "margins": [h[f"{split}_margins"] for h in rows if f"{split}_margins" in h],
         }
     return path
 

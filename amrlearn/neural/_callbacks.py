@@ -15,12 +15,12 @@ def _labels(y):
     return to_numpy(y) if hasattr(y, "detach") else np.asarray(y)
 
 
-def _subset(X, y, n_samples, seed):
-    """A fixed random subset of ``n_samples`` rows (all rows if there are fewer)."""
+def _subset(X, y, n_points, seed):
+    """A fixed random subset of ``n_points`` rows (all rows if there are fewer)."""
     n = len(X)
-    if n_samples is None or n_samples >= n:
+    if n_points is None or n_points >= n:
         return X, y
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=n_samples, replace=False))
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=n_points, replace=False))
     return X[idx], (None if y is None else y[idx])
 
 
@@ -30,7 +30,7 @@ class MarginTracker(Callback):
     At the chosen epochs, the margins of a fixed subset of the training data (and of a
     test set, if given) are measured through :func:`amrlearn.metrics.sample_margins`,
     the one margin dispatcher, and written into ``net.history``:
-    ``margin_min_train``, ``margin_avg_train`` (and ``..._test``), as
+    ``train_min_margin``, ``train_avg_margin`` (and ``..._test``), as
     :func:`~amrlearn.metrics.summarize_margins` defines them (signed minimum, mean of
     ``|m|``). Epochs that are not measured get no entry.
 
@@ -40,7 +40,7 @@ class MarginTracker(Callback):
         Training data to measure on. ``None`` uses the data given to ``fit``.
     X_test, y_test : array-like, default=None
         Test data to measure on; ``None`` records no test margins.
-    n_samples : int or None, default=500
+    n_points : int or None, default=500
         Size of each subset, drawn once with ``random_state`` (Appendix F: 500). ``None``
         uses all the data.
     epochs : sequence of int, default=(1, 10, 20, 30, 40, 50, 80, 120, 160, 200)
@@ -57,7 +57,7 @@ class MarginTracker(Callback):
     random_state : int, default=0
         Seed of the subsets.
     keep_margins : bool, default=False
-        Also record the per-sample margins (``margins_train``, ``margins_test``: lists of
+        Also record the per-sample margins (``train_margins``, ``test_margins``: lists of
         floats rounded to 5 decimals) at each measured epoch, for histograms such as the
         paper's Figures 7 and 8.
 
@@ -74,15 +74,15 @@ class MarginTracker(Callback):
     >>> y = (X[:, 0] > 0).astype(np.int64)
     >>> net = AMRNeuralNetClassifier(
     ...     models.MLP, module__in_features=5, module__hidden=8, module__n_classes=2,
-    ...     max_epochs=2, verbose=0, callbacks=[MarginTracker(every=1, n_samples=32)])
+    ...     max_epochs=2, verbose=0, callbacks=[MarginTracker(every=1, n_points=32)])
     >>> h = net.fit(X, y).history
-    >>> len(h[:, "margin_avg_train"])
+    >>> len(h[:, "train_avg_margin"])
     2
     >>> net = AMRNeuralNetClassifier(
     ...     models.MLP, module__in_features=5, module__hidden=8, module__n_classes=2,
     ...     max_epochs=2, verbose=0,
-    ...     callbacks=[MarginTracker(epochs=[2], n_samples=32, keep_margins=True)])
-    >>> [len(m) for m in net.fit(X, y).history[:, "margins_train"]]
+    ...     callbacks=[MarginTracker(epochs=[2], n_points=32, keep_margins=True)])
+    >>> [len(m) for m in net.fit(X, y).history[:, "train_margins"]]
     [32]
     """
 
@@ -93,7 +93,7 @@ class MarginTracker(Callback):
         X_test=None,
         y_test=None,
         *,
-        n_samples=500,
+        n_points=500,
         epochs=TRACK_EPOCHS,
         every=None,
         kind="feature",
@@ -105,7 +105,7 @@ class MarginTracker(Callback):
         self.y_train = y_train
         self.X_test = X_test
         self.y_test = y_test
-        self.n_samples = n_samples
+        self.n_points = n_points
         self.epochs = epochs
         self.every = every
         self.kind = kind
@@ -123,7 +123,7 @@ class MarginTracker(Callback):
         self.subsets_ = {}
         if self.X_test is not None:
             self.subsets_["test"] = _subset(
-                self.X_test, _labels(self.y_test), self.n_samples, self.random_state
+                self.X_test, _labels(self.y_test), self.n_points, self.random_state
             )
         return self
 
@@ -131,7 +131,7 @@ class MarginTracker(Callback):
         if self.X_train is not None:
             X, y = self.X_train, self.y_train
         if X is not None and y is not None:
-            self.subsets_["train"] = _subset(X, _labels(y), self.n_samples, self.random_state)
+            self.subsets_["train"] = _subset(X, _labels(y), self.n_points, self.random_state)
 
     def _due(self, epoch):
         if self.every is not None:
@@ -153,9 +153,9 @@ class MarginTracker(Callback):
             else:
                 m = sample_margins(net, X, y, bound_params=self.bound_params)["margin"]
             stats = summarize_margins(m, quantiles=())
-            net.history.record(f"margin_min_{name}", stats["min_margin"])
-            net.history.record(f"margin_avg_{name}", stats["avg_margin"])
+            net.history.record(f"{name}_min_margin", stats["min_margin"])
+            net.history.record(f"{name}_avg_margin", stats["avg_margin"])
             if self.keep_margins:
                 net.history.record(
-                    f"margins_{name}", np.round(np.asarray(m, dtype=float), 5).tolist()
+                    f"{name}_margins", np.round(np.asarray(m, dtype=float), 5).tolist()
                 )
