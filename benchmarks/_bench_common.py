@@ -143,13 +143,36 @@ def train_mlp(X, y, epochs=5, seed=0):
     torch.manual_seed(seed)
     d = X.shape[1]
     net = torch.nn.Sequential(torch.nn.Linear(d, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    return train_loop(net, torch.optim.Adam(net.parameters(), lr=1e-3), X, y, epochs)
+
+
+def train_loop(net, opt, X, y, epochs, batch_size=128):
+    """Minibatch cross-entropy training of ``net`` (logits, or ``(logits, ...)``) with
+    ``opt`` on shuffled batches; returns ``net`` in eval mode."""
+    import torch
+
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     for _ in range(epochs):
         perm = torch.randperm(len(Xt))
-        for s in range(0, len(Xt), 128):
-            idx = perm[s : s + 128]
+        for s in range(0, len(Xt), batch_size):
+            idx = perm[s : s + batch_size]
+            out = net(Xt[idx])
+            logits = out[0] if isinstance(out, tuple) else out
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
+            torch.nn.functional.cross_entropy(logits, yt[idx]).backward()
             opt.step()
     return net.eval()
+
+
+def interleaved_fits(makers, X, y, repeats):
+    """Fit each estimator ``makers[name]()`` ``repeats`` times, in turn, so that all see
+    the same load; returns the last fit of each and the lists of wall times."""
+    fitted, times = {}, {name: [] for name in makers}
+    for _ in range(repeats):
+        for name, make in makers.items():
+            est = make()
+            start = time.perf_counter()
+            est.fit(X, y)
+            times[name].append(time.perf_counter() - start)
+            fitted[name] = est
+    return fitted, times

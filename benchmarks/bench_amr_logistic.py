@@ -22,13 +22,12 @@ of the repeats is reported, with the 1-minute load average before and after.
 
 import os
 import platform
-import time
 import tracemalloc
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from _bench_common import make_parser, write_result
+from _bench_common import interleaved_fits, make_parser, write_result
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 
@@ -57,19 +56,6 @@ def _environment(load_before):
         "cpus": os.cpu_count(),
         "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
     }
-
-
-def _interleaved_fits(models, X, y, repeats):
-    """Fit every model ``repeats`` times, alternately; return last fits and wall times."""
-    times, fitted = {k: [] for k in models}, {}
-    for _ in range(repeats):
-        for key, make in models.items():
-            est = make()
-            t0 = time.perf_counter()
-            est.fit(X, y)
-            times[key].append(time.perf_counter() - t0)
-            fitted[key] = est
-    return fitted, times
 
 
 def _peak_memory(make, X, y):
@@ -113,7 +99,7 @@ def run_multiclass(repeats, n_train):
     }
     result = {"problem": "multiclass", "repeats": repeats, "datasets": {}}
     for name, Xtr, ytr, Xte, yte in _multiclass_data(n_train):
-        fitted, times = _interleaved_fits(models, Xtr, ytr, repeats)
+        fitted, times = interleaved_fits(models, Xtr, ytr, repeats)
         rows = {}
         for key, est in fitted.items():
             tr, te = margin_report(est, Xtr, ytr), margin_report(est, Xte, yte)
@@ -160,7 +146,7 @@ def run_sparse(repeats, n_samples):
         "LogisticRegression(liblinear)": lambda: LogisticRegression(solver="liblinear"),
         "LogisticRegression(saga)": lambda: LogisticRegression(solver="saga"),
     }
-    fitted, times = _interleaved_fits(models, X, y, repeats)
+    fitted, times = interleaved_fits(models, X, y, repeats)
     rows = {}
     for key, est in fitted.items():
         rows[key] = {
@@ -203,7 +189,7 @@ def run_mnist01(repeats):
         "LogisticRegression(lbfgs)": lambda: LogisticRegression(solver="lbfgs"),
     }
     load_before = os.getloadavg()
-    fitted, times = _interleaved_fits(models, Xtr, ytr, repeats)
+    fitted, times = interleaved_fits(models, Xtr, ytr, repeats)
     result = {
         "data": name,
         "n_train": int(len(ytr)),

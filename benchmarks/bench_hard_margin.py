@@ -25,12 +25,11 @@ sets are equal, and the KKT residuals of our solution.
 
 import os
 import platform
-import time
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from _bench_common import make_parser, write_result
+from _bench_common import interleaved_fits, make_parser, write_result
 from sklearn.svm import SVC
 
 from amrlearn.datasets import load_mnist
@@ -43,22 +42,6 @@ OUTPUTS = {
     "many_sv": "bench_hard_margin_many_sv",
     "sparse": "bench_hard_margin_sparse",
 }
-
-
-def _timed_fits(makers, X, y, repeats):
-    """Fit each estimator ``repeats`` times, interleaved so that both see the same load.
-
-    Returns, per estimator, the last fitted instance and the list of wall times.
-    """
-    fitted, times = {}, {name: [] for name in makers}
-    for _ in range(repeats):
-        for name, make in makers.items():
-            est = make()
-            start = time.perf_counter()
-            est.fit(X, y)
-            times[name].append(time.perf_counter() - start)
-            fitted[name] = est
-    return fitted, times
 
 
 def _kkt_residuals(clf, X, y):
@@ -115,7 +98,7 @@ def main(argv=None):
     X, y, description = _load(args.problem, args.quick, args.n_samples)
     print(description)
     load_before = os.getloadavg()[0]
-    fitted, times = _timed_fits(
+    fitted, times = interleaved_fits(
         {"ours": HardMarginSVC, "libsvm": lambda: SVC(kernel="linear", C=1e6)},
         X,
         y,

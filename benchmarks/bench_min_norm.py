@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import torch
-from _bench_common import load_data, make_parser, resolve_device, write_result
+from _bench_common import load_data, make_parser, resolve_device, train_loop, write_result
 
 from amrlearn.attacks import DDN, FMN, DeepFool, MinimumNormEnsemble
 from amrlearn.metrics import margin_bounds, margins_from_scores
@@ -105,15 +105,7 @@ def train_quick_mlp(X, y, epochs, seed=0):
     torch.manual_seed(seed)
     net = MLP(X.shape[1], hidden=1024)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    for _ in range(epochs):
-        perm = torch.randperm(len(Xt))
-        for s in range(0, len(Xt), 128):
-            idx = perm[s : s + 128]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(Xt[idx])[0], yt[idx]).backward()
-            opt.step()
-    return net.eval()
+    return train_loop(net, opt, X, y, epochs)
 
 
 def bracket_part(net, X, y, device):
