@@ -164,7 +164,7 @@ def test_linear_estimator_robust_accuracy_is_exact():
 
 
 def test_skorch_net(digits):
-    skorch = pytest.importorskip("skorch")
+    import skorch
     X, y = digits
     torch.manual_seed(0)
     net = skorch.NeuralNetClassifier(
@@ -316,7 +316,7 @@ def test_pipeline_is_attacked_in_the_raw_input_space():
 
 
 def test_pipeline_ending_in_a_net_scales_inside_torch(digits):
-    skorch = pytest.importorskip("skorch")
+    import skorch
     X, y = digits
     X = X * 10.0 + 3.0  # raw units that a scaler maps back
     torch.manual_seed(0)
