@@ -9,8 +9,9 @@ from ._base import Attack, FixedEpsilonAttack, MinimizationAttack
 from ._ddn import DDN
 from ._deepfool import DeepFool, class_gap_gradients, deepfool_perturbation, deepfool_step
 from ._fmn import FMN, logit_margin
-from ._minnorm import MinimumNormEnsemble, boundary_search
+from ._minnorm import MinimumNormEnsemble
 from ._pgd import L2PGD, attack_loss, robust_accuracy, uniform_l2_ball
+from ._search import boundary_search
 
 __all__ = [
     "DDN",

@@ -17,7 +17,7 @@ from numbers import Integral, Real
 from ..utils._compat import Interval
 from ..utils._inputs import CLIP_CONSTRAINT, check_clip
 from ._base import MinimizationAttack
-from ._minnorm import _finish, boundary_search
+from ._search import _finish, boundary_search
 
 __all__ = ["DeepFool", "class_gap_gradients", "deepfool_perturbation", "deepfool_step"]
 

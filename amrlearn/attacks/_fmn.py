@@ -17,7 +17,7 @@ from ..utils._compat import Interval
 from ..utils._inputs import CLIP_CONSTRAINT, check_clip
 from ..utils._math import flat_norm
 from ._base import MinimizationAttack
-from ._minnorm import _finish, _is_adv, _random_where_zero
+from ._search import _finish, _is_adv, _random_where_zero
 
 __all__ = ["FMN", "logit_margin"]
 
