@@ -196,6 +196,7 @@ def test_2d_global_optimum_hinge_how_often():
 
 def test_lam0_is_logistic_regression_on_the_sphere():
     import cvxpy as cp
+
     X, y = _two_blobs(4, n=50, d=3)
     y_pm = np.where(y == 1, 1.0, -1.0)
     clf = AMRLogisticRegression(lam=0.0, tol=1e-10).fit(X, y)

@@ -165,6 +165,7 @@ def test_linear_estimator_robust_accuracy_is_exact():
 
 def test_skorch_net(digits):
     import skorch
+
     X, y = digits
     torch.manual_seed(0)
     net = skorch.NeuralNetClassifier(
@@ -317,6 +318,7 @@ def test_pipeline_is_attacked_in_the_raw_input_space():
 
 def test_pipeline_ending_in_a_net_scales_inside_torch(digits):
     import skorch
+
     X, y = digits
     X = X * 10.0 + 3.0  # raw units that a scaler maps back
     torch.manual_seed(0)

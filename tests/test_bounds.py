@@ -174,6 +174,7 @@ def test_affine_modules_take_the_closed_form(digits):
 
 def test_skorch_net_of_an_affine_module_is_exact(digits):
     import skorch
+
     X, y = digits
     net = skorch.NeuralNetClassifier(LR, module__in_features=64, verbose=0).initialize()
     lin = net.module_.last_linear
@@ -299,6 +300,7 @@ def test_margin_report_on_nets(mlp, digits):
 
 def test_skorch_net_bounds(digits):
     import skorch
+
     X, y = digits
     torch.manual_seed(0)
     net = skorch.NeuralNetClassifier(
