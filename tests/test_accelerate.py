@@ -176,6 +176,8 @@ for name, cls, params in [("amr", AMRNet, AMR_PARAMS), ("adv", AdvNet, ADV_PARAM
             out["amr_penalty"] = float(net._orthogonality_penalty())
 if accelerator.is_main_process:
     np.savez({out!r}, **out)
+accelerator.wait_for_everyone()
+torch.distributed.destroy_process_group()  # a clean gloo shutdown in both processes
 """
 
 

@@ -108,6 +108,11 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     layer a second time through its bias; here each layer's weight is penalized once and
     biases are not.
 
+    Several GPUs: ``class Net(skorch.hf.AccelerateMixin, AMRNeuralNetClassifier)``,
+    built with ``accelerator=Accelerator(), device=None`` and run with
+    ``accelerate launch --num_processes 2 script.py`` (user guide, "Training beyond one
+    GPU"); the regularizers see the module inside the DDP wrapper.
+
     References
     ----------
     K. Wu and Y. Yu, "Understanding adversarial robustness: the trade-off between minimum
@@ -283,6 +288,10 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
     Notes
     -----
     Each training step costs about ``steps + 1`` forward-backward passes.
+
+    Several GPUs: ``class Net(skorch.hf.AccelerateMixin, AdversarialNeuralNetClassifier)``
+    with ``accelerator=Accelerator(), device=None``, launched with ``accelerate launch
+    --num_processes 2 script.py``; each process attacks its share of the batch.
 
     References
     ----------
