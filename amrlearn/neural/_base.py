@@ -15,11 +15,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.utils import is_dataset, to_numpy
+from torch.utils.data import DataLoader
 
 from ..utils._compat import Interval, validate_parameter_constraints
 from ._data import BatchLoader, check_input, check_shape, label_array
 from ._data import encode_labels as _encode_labels
-from ._features import find_feature_layer, forward_with_features
+from ._features import bare_module, find_feature_layer, forward_with_features
 from ._penalties import feature_margin, last_linear_layer
 
 __all__ = ["NET_PARAMS_DOC", "FeatureMarginNet", "logits_of", "validate_constraints"]
@@ -81,8 +82,12 @@ class FeatureMarginNet(NeuralNetClassifier):
         self.random_state = random_state
 
     # ------------------------------------------------------------ initialization
-    def initialize(self):
-        """Validate the hyperparameters, seed torch, and build the net's parts."""
+    # ``initialize`` is not overridden: skorch.hf.AccelerateMixin replaces it without
+    # calling super(). Both versions call ``_initialize_virtual_params`` first and
+    # ``_initialize_history`` last before the accelerator wraps the parts; the nets'
+    # own set-up hangs on these two steps so that it runs under either.
+    def _initialize_virtual_params(self):
+        """Validate the hyperparameters and seed torch, before any part is built."""
         validate_constraints(
             self,
             self._parameter_constraints,
@@ -92,13 +97,52 @@ class FeatureMarginNet(NeuralNetClassifier):
             # Weights, shuffling, dropout and PGD starts all draw from torch's global
             # generator: seeding it here makes a fit reproducible (skorch's own advice).
             torch.manual_seed(self.random_state)
-        return super().initialize()
+        return super()._initialize_virtual_params()
+
+    def _initialize_history(self):
+        super()._initialize_history()
+        return self._finish_initialize()
+
+    def _finish_initialize(self):
+        """The net's own set-up once module, criterion and optimizer are built."""
+        return self
 
     def initialize_module(self):
         """Build ``module_`` and find the layer whose input is ``Phi(x)`` (``feature_layer_``)."""
         super().initialize_module()
-        self.feature_layer_ = find_feature_layer(self.module_, self.feature_layer)
+        self.feature_layer_ = find_feature_layer(self.bare_module_, self.feature_layer)
         return self
+
+    @property
+    def bare_module_(self):
+        """``module_`` without a data-parallel wrapper (see :func:`bare_module`)."""
+        return bare_module(self.module_)
+
+    def _feature_layer_module(self):
+        layer = self.feature_layer_
+        return None if layer is None else self.bare_module_.get_submodule(layer)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's iterator; under an ``accelerator``, a :class:`torch.utils.data.DataLoader`.
+
+        accelerate shards only DataLoaders among processes, so the sliced batches of
+        :class:`~amrlearn.neural._data.BatchLoader` give way to the DataLoader it wraps.
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        if getattr(self, "accelerator", None) is not None and isinstance(iterator, BatchLoader):
+            if iterator.transform is not None:
+                raise ValueError(
+                    "iterator_train__transform is not supported under an accelerator; "
+                    "transform the data in the Dataset instead."
+                )
+            iterator = DataLoader(
+                iterator.dataset,
+                batch_size=iterator.batch_size,
+                shuffle=iterator.shuffle,
+                drop_last=iterator.drop_last,
+                **iterator.loader_kwargs,
+            )
+        return iterator
 
     def get_default_callbacks(self):
         # skorch's valid_acc compares predict's labels with the dataset's targets, which
@@ -188,8 +232,7 @@ class FeatureMarginNet(NeuralNetClassifier):
         a forward hook during this one forward pass, provided that layer's output is the
         module's output; otherwise the logits come back alone.
         """
-        layer = self.feature_layer_
-        layer = None if layer is None else self.module_.get_submodule(layer)
+        layer = self._feature_layer_module()
         return forward_with_features(partial(super().infer, **fit_params), layer, x)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -224,10 +267,9 @@ class FeatureMarginNet(NeuralNetClassifier):
             )
         logits, features = y_pred[0], y_pred[1]
         shape = (logits.shape[1], features.shape[1])
-        layer = self.feature_layer_
-        layer = None if layer is None else self.module_.get_submodule(layer)
+        layer = self._feature_layer_module()
         if layer is None or tuple(layer.weight.shape) != shape:
-            layer = last_linear_layer(self.module_, shape[1], shape[0])
+            layer = last_linear_layer(self.bare_module_, shape[1], shape[0])
         return logits, features, layer
 
     def feature_margins(self, X, y=None):

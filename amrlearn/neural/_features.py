@@ -11,7 +11,47 @@ import contextlib
 
 import torch
 
-__all__ = ["eval_mode", "find_feature_layer", "forward_with_features"]
+__all__ = ["bare_module", "eval_mode", "find_feature_layer", "forward_with_features"]
+
+#: The wrappers that hold the user's module as ``.module`` (torch's data parallelism; what
+#: ``accelerate`` makes of ``module_`` under several processes).
+_PARALLEL_WRAPPERS = (
+    torch.nn.parallel.DistributedDataParallel,
+    torch.nn.DataParallel,
+)
+
+
+def bare_module(module):
+    """The user's module inside a data-parallel wrapper, or ``module`` itself.
+
+    Under :class:`skorch.hf.AccelerateMixin` with several processes, ``module_`` is a
+    :class:`torch.nn.parallel.DistributedDataParallel` whose submodules are named
+    ``module.xxx`` and which hides attributes such as ``last_linear``. Whatever looks at
+    the module's structure (the feature layer, the last linear layer, the weights of the
+    orthogonality penalty) looks at the module this returns. It shares its parameters
+    with the wrapper, so gradients taken through it are still synchronized by the wrapper.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    module : torch.nn.Module
+        ``module.module`` (recursively) for a ``DistributedDataParallel`` or
+        ``DataParallel``; ``module`` otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.neural._features import bare_module
+    >>> net = torch.nn.Linear(3, 2)
+    >>> bare_module(torch.nn.DataParallel(net)) is net, bare_module(net) is net
+    (True, True)
+    """
+    while isinstance(module, _PARALLEL_WRAPPERS):
+        module = module.module
+    return module
 
 
 def find_feature_layer(module, name=None):

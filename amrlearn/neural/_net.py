@@ -108,6 +108,11 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     layer a second time through its bias; here each layer's weight is penalized once and
     biases are not.
 
+    Several GPUs: ``class Net(skorch.hf.AccelerateMixin, AMRNeuralNetClassifier)``,
+    built with ``accelerator=Accelerator(), device=None`` and run with
+    ``accelerate launch --num_processes 2 script.py`` (user guide, "Training beyond one
+    GPU"); the regularizers see the module inside the DDP wrapper.
+
     References
     ----------
     K. Wu and Y. Yu, "Understanding adversarial robustness: the trade-off between minimum
@@ -172,12 +177,13 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         self.ortho_every = ortho_every
         self.ortho_probes = ortho_probes
 
-    def initialize(self):
-        super().initialize()
+    def _finish_initialize(self):
+        super()._finish_initialize()
+        self.n_train_steps_ = 0  # LazyPenaltyMixin's count, also under AccelerateMixin
         if self.lam > 0 and self.feature_layer_ is None:
             raise ValueError(
                 f"lam={self.lam} needs the features of eq. (14), the input of the linear "
-                f"layer that produces the logits, but {type(self.module_).__name__} has no "
+                f"layer that produces the logits, but {type(self.bare_module_).__name__} has no "
                 "torch.nn.Linear layer. End the module with an nn.Linear (named with "
                 "feature_layer='...' if it is not the last one), return (logits, features) "
                 "from forward, or train with lam=0."
@@ -215,14 +221,15 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         not depend on the batch, and each evaluation costs ``O(out * in * min(out, in))``.
         The state is told by the parameters' version counters, which every in-place update
         (an optimizer step, ``load_state_dict``) advances."""
+        module = self.bare_module_  # its layers, not a DistributedDataParallel wrapper
         if torch.is_grad_enabled():
-            return orthogonality_penalty(self.module_, gram=self.gram, n_probes=self.ortho_probes)
-        params = tuple(self.module_.parameters())
-        key = (id(self.module_), self.gram, self.ortho_probes, *(id(p) for p in params))
+            return orthogonality_penalty(module, gram=self.gram, n_probes=self.ortho_probes)
+        params = tuple(module.parameters())
+        key = (id(module), self.gram, self.ortho_probes, *(id(p) for p in params))
         key += tuple(p._version for p in params)
         cached = self.__dict__.get("_penalty_cache")
         if cached is None or cached[0] != key:
-            value = orthogonality_penalty(self.module_, gram=self.gram, n_probes=self.ortho_probes)
+            value = orthogonality_penalty(module, gram=self.gram, n_probes=self.ortho_probes)
             self._penalty_cache = cached = (key, value)
         return cached[1]
 
@@ -282,6 +289,10 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
     -----
     Each training step costs about ``steps + 1`` forward-backward passes.
 
+    Several GPUs: ``class Net(skorch.hf.AccelerateMixin, AdversarialNeuralNetClassifier)``
+    with ``accelerator=Accelerator(), device=None``, launched with ``accelerate launch
+    --num_processes 2 script.py``; each process attacks its share of the batch.
+
     References
     ----------
     A. Madry, A. Makelov, L. Schmidt, D. Tsipras and A. Vladu, "Towards deep learning
@@ -317,8 +328,8 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
         super().__init__(module, *args, **kwargs)
         self.attack = attack
 
-    def initialize(self):
-        super().initialize()
+    def _finish_initialize(self):
+        super()._finish_initialize()
         return self.initialize_attack()
 
     def initialize_attack(self):
@@ -358,7 +369,14 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
                 "Rescale X into the box (e.g. X / 255) or pass attack__clip=None."
             )
 
-    def train_step_single(self, batch, **fit_params):
+    def train_step(self, batch, **fit_params):
+        """One step on the adversarial examples of ``batch``.
+
+        The attack runs here, once per batch, rather than in ``train_step_single``,
+        which :class:`skorch.hf.AccelerateMixin` replaces without calling super().
+        It attacks the bare module (each process its own shard of the batch): a
+        ``DistributedDataParallel`` wrapper would expect its gradients synchronized.
+        """
         Xi, yi = unpack_data(batch)
         if not isinstance(Xi, torch.Tensor | np.ndarray):
             raise TypeError(
@@ -369,12 +387,14 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
         y = to_tensor(yi, device=self.device).long()
         self._check_box(x)
 
+        module = self.bare_module_
+
         def logit_fn(inp):
-            return logits_of(self.module_(inp, **fit_params))
+            return logits_of(module(inp, **fit_params))
 
         # The attack sees the deterministic network (no dropout, frozen batch-norm
         # statistics); gradients it may leave on the parameters are cleared.
-        with eval_mode(self.module_):
+        with eval_mode(module):
             x_adv = self.attack_.run(logit_fn, x, y).detach()
-        self.module_.zero_grad(set_to_none=True)
-        return super().train_step_single((x_adv, y), **fit_params)
+        module.zero_grad(set_to_none=True)
+        return super().train_step((x_adv, y), **fit_params)
