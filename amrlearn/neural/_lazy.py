@@ -37,10 +37,11 @@ class LazyPenaltyMixin:
 
     _ortho_scale = None
 
-    def initialize(self):
-        super().initialize()
+    def _finish_initialize(self):
+        # The nets' set-up step that both skorch's and AccelerateMixin's initialize() run.
+        out = super()._finish_initialize()
         self.n_train_steps_ = 0
-        return self
+        return out
 
     def train_step(self, batch, **fit_params):
         every = self.ortho_every

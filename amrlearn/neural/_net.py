@@ -178,8 +178,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         self.ortho_probes = ortho_probes
 
     def _finish_initialize(self):
-        super()._finish_initialize()
-        self.n_train_steps_ = 0  # LazyPenaltyMixin's count, also under AccelerateMixin
+        super()._finish_initialize()  # LazyPenaltyMixin resets its step count there
         if self.lam > 0 and self.feature_layer_ is None:
             raise ValueError(
                 f"lam={self.lam} needs the features of eq. (14), the input of the linear "
