@@ -68,6 +68,30 @@ def test_a_device_that_is_not_there(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_medium_is_a_scale_of_table1_only(tmp_path, capsys):
+    for name in ("figure1", "table2", "figures"):
+        status, _, err = _run(capsys, "reproduce", name, "--medium", "--out", str(tmp_path / name))
+        assert status == 2
+        assert f"--medium: {name} has only --quick, --full" in _one_error_line(err)
+        assert not (tmp_path / name).exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # table1 accepts it (and then needs MNIST).
+    status, _, err = _run(
+        capsys,
+        "reproduce",
+        "table1",
+        "--medium",
+        "--data-home",
+        str(empty),
+        "--verbose",
+        "0",
+        "--out",
+        str(tmp_path / "t1"),
+    )
+    assert status == 1 and "MNIST not found" in _one_error_line(err)
+
+
 def test_results_of_another_configuration(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

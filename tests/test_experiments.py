@@ -106,6 +106,14 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     assert len(std["margin_path"]["test"]["margins"][0]) == 10
     assert "margin_path" not in saved["cells"]["mnist/MLP/AMR"]  # only Std is tracked
     assert std["ortho_penalty"] > 0 and std["diverged"] is False
+    # The penalty's curve, one value per epoch, ending at the final penalty; the paper's
+    # attack (cross-entropy PGD) alone next to the strong evaluation, never above it.
+    lcr = saved["cells"]["mnist/MLP/LCR"]
+    assert len(lcr["history"]["ortho_penalty"]) == 2
+    assert lcr["history"]["ortho_penalty"][-1] == pytest.approx(lcr["ortho_penalty"], rel=1e-4)
+    assert len(std["robust_pgd"]) == 4
+    # (separate random starts: one point of 20 may differ)
+    assert all(s <= p + 100 / 20 for s, p in zip(std["robust"], std["robust_pgd"]))
     # Per-model settings reach the net: 80 images in batches of 16 (the MLP's) are 5 steps.
     assert std["history"]["epoch"] == [1, 2]
 
@@ -122,8 +130,10 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
         line = next(ln for ln in text.splitlines() if claim in ln)
         assert re.search(r": (holds|does not hold) \(\d+ of \d+ cells\)", line), line
     assert "mnist/MLP: AMR avg margin" in text
+    assert "its curve, epoch: value" in text and "  - LCR: 1: " in text
     paths = table1.plot(res, out)
     assert paths and all(Path(p).stat().st_size > 0 for p in paths)
+    assert {Path(p).name for p in paths} == {"table1_robust_accuracy.png", "ortho_penalty.png"}
 
     # Resume: a rerun trains nothing; a lost cell is the only one retrained.
     calls = []
@@ -269,6 +279,31 @@ def test_quick_configs_keep_the_method_and_a_long_enough_attack():
     assert method_params("AMR", "mnist", "MLP", table1.default_config("quick"))["tau"] == 5.0
 
 
+def test_table1_medium_config_is_full_mnist_with_a_strong_evaluation():
+    """--medium: all 60,000 MNIST images, the paper's batches of 128 and lambda, beta,
+    tau, and the strong evaluation on at least 1,000 test points (issue 11)."""
+    from amrlearn.experiments import experiment_modes
+    from amrlearn.experiments._recipe import method_params, per_model
+
+    cfg = table1.default_config("medium")
+    assert cfg["mode"] == "medium" and cfg["datasets"] == ["mnist"]
+    assert cfg["n_train"] is None and cfg["batch_size"] == 128
+    assert cfg["pgd_loss"] == ["ce", "margin"]
+    for model in ("MLP", "CNN"):
+        assert per_model(cfg["pgd"], model)["n_points"] >= 1000
+        quick = table1.default_config("quick")
+
+        def steps(c, n_train):
+            return per_model(c["epochs"], model) * n_train // per_model(c["batch_size"], model)
+
+        assert steps(cfg, 60000) > 2 * steps(quick, quick["n_train"])  # more training
+        assert method_params("AMR", "mnist", model, cfg) == method_params(
+            "AMR", "mnist", model, table1.default_config("full")
+        )
+    assert experiment_modes("table1") == ("quick", "medium", "full")
+    assert experiment_modes("table2") == ("quick", "full")
+
+
 def test_full_configs_follow_appendix_f():
     cfg = table1.default_config("full")
     assert (cfg["lr"], cfg["momentum"], cfg["nesterov"], cfg["batch_size"]) == (
@@ -283,7 +318,9 @@ def test_full_configs_follow_appendix_f():
     assert figures.default_config("full")["epochs"]["LR"] == 1000
     assert table2.default_config("full")["adv"] == {"steps": 40, "step_size": 0.01}
     with pytest.raises(ValueError, match="mode"):
-        table1.default_config("medium")
+        table1.default_config("huge")
+    with pytest.raises(ValueError, match="mode"):
+        table2.default_config("medium")
 
 
 def _is_crop_flip_of(aug, img, pad=4):

@@ -205,11 +205,30 @@ def epoch_bar(desc, total, verbose):
     return EpochBar()
 
 
+def penalty_recorder():
+    """A skorch callback that records the orthogonality penalty of eq. (15) after each
+    epoch as ``ortho_penalty`` in the history: its curve shows whether it has levelled off.
+    """
+    from skorch.callbacks import Callback
+
+    from ..neural import orthogonality_penalty
+
+    class PenaltyRecorder(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            import torch
+
+            with torch.no_grad():
+                value = orthogonality_penalty(net.module_)
+            net.history.record("ortho_penalty", float(value.cpu()))
+
+    return PenaltyRecorder()
+
+
 def history(net):
     """Per-epoch curves of a fitted net (Figure 5)."""
     h = net.history
     out = {"epoch": [int(e) for e in h[:, "epoch"]]}
-    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur"):
+    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur", "ortho_penalty"):
         try:
             out[key] = [float(v) for v in h[:, key]]
         except KeyError:

@@ -3,10 +3,26 @@
 import importlib
 from pathlib import Path
 
-__all__ = ["EXPERIMENTS", "run_experiment"]
+__all__ = ["EXPERIMENTS", "experiment_modes", "run_experiment"]
 
 #: The experiments of ``amrlearn reproduce``: modules of :mod:`amrlearn.experiments`.
 EXPERIMENTS = ("figure1", "table1", "table2", "figures")
+
+
+def experiment_modes(name):
+    """The scales of experiment ``name``: ``("quick", "full")``, and ``"medium"`` for
+    Table 1.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments import experiment_modes
+    >>> experiment_modes("table1"), experiment_modes("table2")
+    (('quick', 'medium', 'full'), ('quick', 'full'))
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}.")
+    exp = importlib.import_module(f"amrlearn.experiments.{name}")
+    return getattr(exp, "MODES", ("quick", "full"))
 
 
 def run_experiment(
@@ -17,7 +33,8 @@ def run_experiment(
     Parameters
     ----------
     name : {"figure1", "table1", "table2", "figures"}
-    mode : {"quick", "full"}, default="quick"
+    mode : {"quick", "medium", "full"}, default="quick"
+        ``"medium"`` exists for Table 1 only (see :func:`experiment_modes`).
     device : str, default="cpu"
     out : str or Path, default=None
         The output folder; ``None`` is ``amrlearn_output/<name>``.

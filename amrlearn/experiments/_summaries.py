@@ -17,6 +17,7 @@ __all__ = [
     "claim_block",
     "markdown_table",
     "ortho_lines",
+    "plot_penalty_curves",
     "plot_robust_panels",
     "simple_table",
     "status_lines",
@@ -231,13 +232,18 @@ def ortho_lines(results, groups, methods, *, note=""):
     """
     lines = []
     for dataset, model in groups:
-        parts = []
+        parts, curves = [], []
         for method in methods:
             cell = results["cells"].get(cell_key(dataset, model, method))
             if cell is not None and "ortho_penalty" in cell:
                 parts.append(f"{method} {cell['ortho_penalty']:.1f}")
+                curve = _curve_text(cell.get("history", {}))
+                if curve:
+                    curves.append(f"  - {method}: {curve}")
         if parts:
             lines.append(f"- {dataset}/{model}: " + ", ".join(parts))
+            if curves:
+                lines += ["  - its curve, epoch: value", *curves]
     if not lines:
         return []
     head = (
@@ -245,6 +251,53 @@ def ortho_lines(results, groups, methods, *, note=""):
         f"(beta > 0 for LCR and AMR){note}:"
     )
     return ["", head, *lines]
+
+
+def _curve_text(history, n=6):
+    """The recorded penalty at about ``n`` epochs spread over training, as text."""
+    values = history.get("ortho_penalty")
+    if not values:
+        return ""
+    epochs = history.get("epoch") or list(range(1, len(values) + 1))
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(values) - 1, n)})
+    return ", ".join(f"{epochs[i]}: {values[i]:.1f}" for i in picks)
+
+
+def plot_penalty_curves(results, groups, out_dir):
+    """The orthogonality penalty after each epoch, one panel per (dataset, model) group.
+
+    Returns
+    -------
+    paths : list of Path
+        ``ortho_penalty.png`` in ``out_dir``, or nothing when no cell recorded the curve.
+    """
+    import matplotlib.pyplot as plt
+
+    cfg = results["config"]
+    panels = []
+    for dataset, model in groups:
+        curves = {}
+        for method in cfg["methods"]:
+            cell = results["cells"].get(cell_key(dataset, model, method))
+            hist = (cell or {}).get("history", {})
+            if hist.get("ortho_penalty"):
+                curves[method] = (hist["epoch"], hist["ortho_penalty"])
+        if curves:
+            panels.append((f"{dataset.upper()}-{model}", curves))
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels):
+        for method, (epochs, values) in curves.items():
+            ax.plot(epochs, values, marker=".", label=method)
+        ax.set(title=title, xlabel="epoch", ylabel=r"$\sum_l \|W_l W_l^T - I\|_F^2$")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(out_dir) / "ortho_penalty.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
 
 
 def claim_block(title, lines):
