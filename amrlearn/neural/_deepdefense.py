@@ -140,8 +140,9 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
         self.pretrain_epochs = pretrain_epochs
 
     def _penalty_on(self, training):
-        # len(history) is the current epoch (1-based) during training.
-        return training and self.lam > 0 and len(self.history) > self.pretrain_epochs
+        # len(history) is the current epoch (1-based) during training, 0 before a fit.
+        epoch = max(len(self.history), 1)
+        return training and self.lam > 0 and epoch > self.pretrain_epochs
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The cross-entropy, plus ``lam`` times the Deep Defense penalty in training."""
