@@ -238,7 +238,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
 
     device = resolve_device(config["device"])
     deterministic = device.type == "cpu"
-    max_epochs = n_epochs(config, model)
+    max_epochs = n_epochs(config, model, method)
     callbacks = [("progress", epoch_bar(desc, max_epochs, config.get("verbose", 1)))]
     if track:
         tracker, tracked = _tracker(model, data, config, device, max_epochs)
