@@ -209,6 +209,11 @@ def test_the_penalty_enters_the_training_loss_only_after_pretraining():
     expected = ce + 2.0 * deep_defense_penalty(rho, correct)
     assert torch.allclose(loss, expected)
     assert torch.allclose(net.get_loss(net.infer(x), t, X=x, training=False), ce)
+    # reg_batch_size: the penalty of the batch's first samples only.
+    net.set_params(reg_batch_size=5)
+    loss = net.get_loss(net.infer(x), t, X=x, training=True)
+    rho, correct = deep_defense_rho(lambda z: net.module_(z)[0], x[:5], t[:5])
+    assert torch.allclose(loss, ce + 2.0 * deep_defense_penalty(rho, correct))
 
 
 @pytest.mark.parametrize(

@@ -200,8 +200,9 @@ def test_table2_runs_dd_and_mmr_in_their_groups(tmp_path, monkeypatch):
         groups=[["cifar10", "ConvNet"], ["cifar10", "LeNetSmall"]],
         methods=["Std", "DD", "MMR", "AMR"],
         epochs=1,
-        mmr={"epochs": 2, "reg_batch_size": 2, "lr": 1e-3},
-        dd={"epochs": 1, "reg_batch_size": 2},
+        n_train=32,
+        mmr={"epochs": 2, "reg_batch_size": 1, "lr": 1e-3},
+        dd={"epochs": 1, "reg_batch_size": 1},
     )
     res = table2.run(cfg, tmp_path / "t2")
     assert set(res["cells"]) == {
