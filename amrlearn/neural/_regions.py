@@ -103,11 +103,13 @@ def _region_maps(module, x):
     grad2, calls = [], iter(range(len(masks)))
 
     def masked_relu(m, inp, out):
-        # The k-th ReLU call of the linear pass: the rows of grad_x z for this layer.
+        # The k-th ReLU call of the linear pass: the rows of grad_x z for this layer. The
+        # layers before the first ReLU are the same for every sample: the basis goes
+        # through them once, and the first mask spreads it over the batch.
         k = next(calls)
-        lin = inp[0].reshape(n, dim, *inp[0].shape[1:])
-        grad2.append(lin.flatten(2).pow(2).sum(1))
-        return (lin * masks[k].unsqueeze(1)).reshape(inp[0].shape)
+        lin = inp[0].reshape(1 if k == 0 else n, dim, *inp[0].shape[1:])
+        grad2.append(lin.flatten(2).pow(2).sum(1).expand(n, -1))
+        return (lin * masks[k].unsqueeze(1)).reshape(n * dim, *inp[0].shape[1:])
 
     no_bias = {
         f"{name}.bias": torch.zeros_like(sub.bias)
@@ -116,9 +118,7 @@ def _region_maps(module, x):
     }
     handles = _relu_hooks(module, masked_relu, pre=False)
     try:
-        f_lin = logits_of(
-            functional_call(module, no_bias, (basis.repeat(n, *[1] * (x.dim() - 1)),))
-        )
+        f_lin = logits_of(functional_call(module, no_bias, (basis,)))
     finally:
         for h in handles:
             h.remove()
