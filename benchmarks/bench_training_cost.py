@@ -136,6 +136,10 @@ def _ratios(med):
     return out
 
 
+def _two_per_class(y):
+    return np.concatenate([np.flatnonzero(y == c)[:2] for c in np.unique(y)])
+
+
 def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
     nets = {name: make_net(model, cls, p, device) for name, (cls, p) in configs(model).items()}
     for net in nets.values():  # warm-up, untimed
@@ -152,8 +156,9 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
 
     for name, (cls, params) in slow_configs(model).items():
         net = make_net(model, cls, params, device)
-        n_warm = 128 if name == "pgd_at" else 16  # warm-up: one step (DD, MMR: a small one)
-        net.partial_fit(X[:n_warm], y[:n_warm])
+        # Warm-up: one step (DD, MMR: a small one, two images per class).
+        warm = np.arange(128) if name == "pgd_at" else _two_per_class(y)
+        net.partial_fit(X[warm], y[warm])
         w, c = timed_epoch(net, X[:n_pgd], y[:n_pgd], device)
         wall[f"{name}_subset"], cpu[f"{name}_subset"] = [w], [c]
         med_wall[name] = w * len(X) / n_pgd
