@@ -209,7 +209,8 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
 
     Returns
     -------
-    net : AMRNeuralNetClassifier or AdversarialNeuralNetClassifier
+    net : AMRNeuralNetClassifier, AdversarialNeuralNetClassifier,
+        DeepDefenseNeuralNetClassifier or MMRNeuralNetClassifier
     params : dict
         From :func:`method_params`.
     """
