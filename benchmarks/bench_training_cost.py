@@ -1,8 +1,8 @@
 """Training cost of AMR against standard training and PGD adversarial training.
 
 On the same MNIST subset (8,192 images, batch 128: 64 steps per epoch) and for the MLP
-(one hidden layer of 1024, Appendix F) and the MNIST CNN, one run measures the epoch
-time of
+(one hidden layer of 1024, Appendix F), the MNIST CNN, and Table 2's LeNet and
+LeNetSmall, one run measures the epoch time of
 
 * Std: ``AMRNeuralNetClassifier(lam=0, beta=0)``, the peer;
 * AMR: ``AMRNeuralNetClassifier()``, the defaults (lam=0.1, beta=1e-3, lazy penalty
@@ -21,13 +21,13 @@ loader is not what is timed. Each net is built once and warmed up on a few batch
 and each keeps the median of its epochs. Two clocks are read per epoch: the wall clock
 (skorch's ``dur``) and this process's CPU time (``cpu_dur``). On a shared machine the
 CPU time of a single-threaded run (``--threads 1``) is the robust one: other processes
-do not enter it. PGD-AT, tens of times slower, runs one epoch on the first ``n_pgd``
-images only, and its epoch time is scaled to the full subset (its cost per step does
-not depend on the number of steps).
+do not enter it. PGD-AT, DD and MMR, tens to hundreds of times slower, run one epoch on
+the first ``n_pgd`` images only, and their epoch time is scaled to the full subset (a
+step's cost does not depend on the number of steps).
 
 Usage: ``python benchmarks/bench_training_cost.py [--quick] [--device cpu|cuda|all]
-[--models mlp,cnn] [--rounds R] [--threads T] [--out FILE.json]``. Needs MNIST in the data home
-(``$AMRLEARN_DATA``).
+[--models mlp,cnn,lenet,lenetsmall] [--rounds R] [--threads T] [--out FILE.json]``. Needs
+MNIST in the data home (``$AMRLEARN_DATA``).
 """
 
 import os
@@ -41,11 +41,19 @@ from _bench_common import make_parser, write_result
 from skorch.callbacks import Callback
 
 from amrlearn.datasets import load_mnist
-from amrlearn.neural import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier, models
+from amrlearn.neural import (
+    AdversarialNeuralNetClassifier,
+    AMRNeuralNetClassifier,
+    DeepDefenseNeuralNetClassifier,
+    MMRNeuralNetClassifier,
+    models,
+)
 
 MODELS = {
     "mlp": (models.MLP, dict(module__in_features=784, module__hidden=1024), "MLP(784, 1024)"),
     "cnn": (models.CNN, dict(module__dataset="mnist"), "CNN('mnist')"),
+    "lenet": (models.LeNet, dict(module__dataset="mnist"), "LeNet('mnist')"),
+    "lenetsmall": (models.LeNetSmall, dict(module__dataset="mnist"), "LeNetSmall('mnist')"),
 }
 PGD_TRAIN = dict(
     attack__eps=2.0, attack__steps=40, attack__step_size=0.01, attack__random_start=True
@@ -62,8 +70,18 @@ def configs(model):
         "lcr": (AMRNeuralNetClassifier, dict(lam=0.0)),
         "lcr_exact": (AMRNeuralNetClassifier, dict(lam=0.0, ortho_every=1)),
     }
-    if model == "cnn":  # every CNN layer is narrow: probes are the exact penalty there
+    if model != "mlp":  # every conv net layer is narrow: probes are the exact penalty there
         del out["amr_probes8"]
+    return out
+
+
+def slow_configs(model):
+    """The trainers timed on the first ``n_pgd`` images only: PGD-AT, and DD or MMR."""
+    out = {"pgd_at": (AdversarialNeuralNetClassifier, PGD_TRAIN)}
+    if model == "lenet":
+        out["dd"] = (DeepDefenseNeuralNetClassifier, dict())
+    if model == "lenetsmall":
+        out["mmr"] = (MMRNeuralNetClassifier, dict(optimizer=torch.optim.Adam, lr=1e-4))
     return out
 
 
@@ -111,7 +129,15 @@ def _ratios(med):
     }
     if "amr_probes8" in med:
         out["amr_probes8_over_std"] = med["amr_probes8"] / med["std"]
+    for name in ("dd", "mmr"):
+        if name in med:
+            out[f"{name}_over_std"] = med[name] / med["std"]
+            out[f"{name}_over_amr"] = med[name] / med["amr"]
     return out
+
+
+def _two_per_class(y):
+    return np.concatenate([np.flatnonzero(y == c)[:2] for c in np.unique(y)])
 
 
 def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
@@ -128,12 +154,15 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
     med_wall = {name: statistics.median(ts) for name, ts in wall.items()}
     med_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
 
-    pgd = make_net(model, AdversarialNeuralNetClassifier, PGD_TRAIN, device)
-    pgd.partial_fit(X[:128], y[:128])  # warm-up: one step
-    w, c = timed_epoch(pgd, X[:n_pgd], y[:n_pgd], device)
-    wall["pgd_at_subset"], cpu["pgd_at_subset"] = [w], [c]
-    med_wall["pgd_at"] = w * len(X) / n_pgd
-    med_cpu["pgd_at"] = c * len(X) / n_pgd
+    for name, (cls, params) in slow_configs(model).items():
+        net = make_net(model, cls, params, device)
+        # Warm-up: one step (DD, MMR: a small one, two images per class).
+        warm = np.arange(128) if name == "pgd_at" else _two_per_class(y)
+        net.partial_fit(X[warm], y[warm])
+        w, c = timed_epoch(net, X[:n_pgd], y[:n_pgd], device)
+        wall[f"{name}_subset"], cpu[f"{name}_subset"] = [w], [c]
+        med_wall[name] = w * len(X) / n_pgd
+        med_cpu[name] = c * len(X) / n_pgd
     return {
         "model": MODELS[model][2],
         "epoch_cpu_seconds_median": med_cpu,
@@ -149,7 +178,7 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
 def main(argv=None):
     parser = make_parser(__doc__)  # --quick: a smaller subset, fewer rounds
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
-    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--models", default="mlp,cnn,lenet,lenetsmall")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -209,6 +238,11 @@ def main(argv=None):
                     f"margin term only/Std = {r['margin_term_only_over_std']:.3f}, "
                     f"LCR/Std = {r['lcr_over_std']:.3f}, "
                     f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20)"
+                    + "".join(
+                        f", {name.upper()}/Std = {r[f'{name}_over_std']:.1f}"
+                        for name in ("dd", "mmr")
+                        if f"{name}_over_std" in r
+                    )
                 )
     result["loadavg_after"] = os.getloadavg()
     write_result(result, "bench_training_cost", args.device, args.out)

@@ -79,8 +79,10 @@ TABLE2 = {
     },
 }
 
-#: Methods of Table 2 that amrlearn does not implement yet: their rows say so.
-NOT_IMPLEMENTED = ("DD", "MMR")
+#: Methods of Table 2 that amrlearn does not implement yet: their rows say so (none: DD
+#: and MMR are :class:`~amrlearn.neural.DeepDefenseNeuralNetClassifier` and
+#: :class:`~amrlearn.neural.MMRNeuralNetClassifier`).
+NOT_IMPLEMENTED = ()
 
 
 def paper_row(table, dataset, model, method):

@@ -11,7 +11,14 @@ name                    lambda     beta        what it isolates
 ``AMR (beta=0)``        0.1        0           the margin term alone
 ``AMR``                 0.1        1e-3        the paper's regularizer
 ``Adv``                 --         --          PGD adversarial training
+``DD``                  --         --          Deep Defense (Yan et al.) fine-tuning
+                                               the Std model
+``MMR``                 --         --          the maximum margin regularizer
+                                               (Croce et al.), from scratch
 ======================  =========  ==========  ===================================
+
+DD and MMR follow their authors' code (:data:`DD_DEFAULTS`, :data:`MMR_DEFAULTS`), which
+a configuration's ``"dd"`` and ``"mmr"`` entries override.
 
 Every training and measuring setting of a configuration may be given per model
 (:func:`per_model`); the numbers of the paper's protocol come from :mod:`amrlearn._paper`.
@@ -30,6 +37,42 @@ METHODS = {
     "AMR (beta=0)": {"lam": None, "beta": 0.0},  # None: the configuration's lambda
     "AMR": {"lam": None, "beta": None},
     "Adv": {"adversarial": True},
+    "DD": {"deep_defense": True},
+    "MMR": {"mmr": True},
+}
+
+#: Deep Defense, the authors' LeNet/MNIST settings (their code's defaults; none were
+#: retrieved for the CIFAR-10 ConvNet): the regularizer, and ``epochs`` of fine-tuning
+#: of the Std model by SGD (momentum 0.9, weight decay 5e-4, learning rate 5e-4, halved
+#: at 80% of the fine-tuning). ``reg_batch_size``: the penalty on that many samples of
+#: each batch (``None``: all, the authors').
+DD_DEFAULTS = {
+    "lam": 15.0,
+    "c": 25.0,
+    "d": 5.0,
+    "max_iter": 5,
+    "overshoot": 0.02,
+    "epochs": 5,
+    "lr": 5e-4,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "reg_batch_size": None,
+}
+
+#: MMR-l2, the authors' LeNetSmall settings (released models and ``train.py``): lambda
+#: and gamma_B = gamma_D per dataset, Adam at ``lr`` divided by 10 from 90% of the
+#: ``epochs``, batches of 128, lambda ramped up over the first 10% of the epochs, k_B
+#: from 10% to 2% of the hidden units, no augmentation.
+MMR_DEFAULTS = {
+    "lam": {"mnist": 3.0, "cifar10": 1.5},
+    "gamma": {"mnist": 0.45, "cifar10": 0.2},
+    "lr": {"mnist": 1e-4, "cifar10": 1e-3},
+    "epochs": 100,
+    "batch_size": 128,
+    "k_B": (0.10, 0.02),
+    "warmup_fraction": 0.1,
+    "lr_drop_at": 0.9,
+    "reg_batch_size": None,
 }
 
 #: Models that take flat vectors (they flatten images themselves).
@@ -73,6 +116,21 @@ def method_params(method, dataset, model, config):
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
     spec = METHODS[method]
+    if spec.get("deep_defense"):
+        dd = {**DD_DEFAULTS, **config.get("dd", {})}
+        keys = ("lam", "c", "d", "max_iter", "overshoot", "reg_batch_size")
+        return {**{k: dd[k] for k in keys}, "pretrain_epochs": n_epochs(config, model)}
+    if spec.get("mmr"):
+        mmr = {**MMR_DEFAULTS, **config.get("mmr", {})}
+        epochs = n_epochs(config, model, method)
+        return {
+            "lam": float(per_dataset(mmr["lam"], dataset)),
+            "gamma_B": float(per_dataset(mmr["gamma"], dataset)),
+            "gamma_D": float(per_dataset(mmr["gamma"], dataset)),
+            "k_B": tuple(mmr["k_B"]),
+            "lam_warmup_epochs": math.ceil(mmr["warmup_fraction"] * epochs),
+            "reg_batch_size": mmr["reg_batch_size"],
+        }
     if spec.get("adversarial"):
         adv = config.get("adv", {})
         eps = ADV_EPS[dataset]
@@ -92,8 +150,20 @@ def method_params(method, dataset, model, config):
     return params
 
 
-def n_epochs(config, model):
-    """The number of training epochs of ``model``."""
+def per_dataset(value, dataset):
+    """``value[dataset]`` where ``value`` is a dict, else ``value``."""
+    return value[dataset] if isinstance(value, dict) else value
+
+
+def n_epochs(config, model, method=None):
+    """The number of training epochs of ``model`` (with ``method``: that cell's, DD's
+    Std epochs plus its fine-tuning, MMR's own)."""
+    if method == "DD":
+        return int(per_model(config["epochs"], model)) + int(
+            {**DD_DEFAULTS, **config.get("dd", {})}["epochs"]
+        )
+    if method == "MMR":
+        return int({**MMR_DEFAULTS, **config.get("mmr", {})}["epochs"])
     return int(per_model(config["epochs"], model))
 
 
@@ -139,7 +209,8 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
 
     Returns
     -------
-    net : AMRNeuralNetClassifier or AdversarialNeuralNetClassifier
+    net : AMRNeuralNetClassifier, AdversarialNeuralNetClassifier,
+        DeepDefenseNeuralNetClassifier or MMRNeuralNetClassifier
     params : dict
         From :func:`method_params`.
     """
@@ -179,7 +250,66 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
     if method == "Adv":
         attack = {f"attack__{key}": value for key, value in params.items()}
         return neural.AdversarialNeuralNetClassifier(**common, **attack), params
+    if method == "DD":
+        dd = {**DD_DEFAULTS, **config.get("dd", {})}
+        start = params["pretrain_epochs"]
+        # The Std epochs with the Std settings, then the authors' fine-tuning optimizer.
+        rule = _finetune_rule(start, dd["epochs"], dd["lr"], dd["momentum"], dd["weight_decay"])
+        common["callbacks"] = [*common["callbacks"], ("dd_schedule", optimizer_schedule(rule))]
+        return neural.DeepDefenseNeuralNetClassifier(**common, **params), params
+    if method == "MMR":
+        mmr = {**MMR_DEFAULTS, **config.get("mmr", {})}
+        lr = per_dataset(mmr["lr"], dataset)
+        drop = mmr["lr_drop_at"] * max_epochs
+        common.update(
+            optimizer=torch.optim.Adam,
+            lr=lr,
+            batch_size=mmr["batch_size"],
+            callbacks=[
+                *common["callbacks"],
+                ("mmr_lr", optimizer_schedule(lambda e: {"lr": lr / 10 if e >= drop else lr})),
+            ],
+        )
+        for key in ("optimizer__momentum", "optimizer__nesterov", "iterator_train__transform"):
+            common.pop(key, None)  # Adam; and the authors' default: no augmentation
+        return neural.MMRNeuralNetClassifier(**common, **params), params
     return neural.AMRNeuralNetClassifier(**common, **params), params
+
+
+def _finetune_rule(start, epochs, lr, momentum, weight_decay):
+    """Deep Defense's fine-tuning optimizer from epoch ``start + 1``; ``None`` before.
+
+    The authors halve the learning rate when the fine-tuning epoch index (from 0) equals
+    ``0.8 * epochs`` (the last epoch of 5), and keep it halved."""
+    halve_from = 0.8 * epochs
+
+    def rule(epoch):
+        i = epoch - start - 1  # fine-tuning epoch index, from 0
+        if i < 0:
+            return None
+        half = halve_from.is_integer() and i >= halve_from
+        return {
+            "lr": lr / 2 if half else lr,
+            "momentum": momentum,
+            "nesterov": False,
+            "weight_decay": weight_decay,
+        }
+
+    return rule
+
+
+def optimizer_schedule(rule):
+    """A skorch callback that sets the optimizer's settings (``lr``, ``momentum``...) at
+    each epoch's start to ``rule(epoch)`` (epochs from 1; ``None``: unchanged)."""
+    from skorch.callbacks import Callback
+
+    class OptimizerSchedule(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            settings = rule(len(net.history))
+            for group in net.optimizer_.param_groups if settings else ():
+                group.update(settings)
+
+    return OptimizerSchedule()
 
 
 def epoch_bar(desc, total, verbose):

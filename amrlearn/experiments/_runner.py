@@ -245,7 +245,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
 
     device = resolve_device(config["device"])
     deterministic = device.type == "cpu"
-    max_epochs = n_epochs(config, model)
+    max_epochs = n_epochs(config, model, method)
     callbacks = [
         ("progress", epoch_bar(desc, max_epochs, config.get("verbose", 1))),
         ("ortho_penalty", penalty_recorder()),

@@ -2,7 +2,9 @@
 
 ``AMRNeuralNetClassifier`` (with ``lam=0, beta=0`` for standard training and ``lam=0,
 beta>0`` for Lipschitz constant regularization), ``AdversarialNeuralNetClassifier`` (PGD
-adversarial training), the models of Appendix F in :mod:`amrlearn.neural.models`, the
+adversarial training), the margin baselines of Table 2
+``DeepDefenseNeuralNetClassifier`` (Deep Defense) and ``MMRNeuralNetClassifier`` (the
+maximum margin regularizer), the models of Appendix F in :mod:`amrlearn.neural.models`, the
 ``MarginTracker`` callback, the pure functions ``feature_margin`` (eq. 14) and
 ``orthogonality_penalty``, and the nets' batch iterator ``BatchLoader`` with the
 training-batch augmentation ``random_crop_flip``.
@@ -11,6 +13,8 @@ training-batch augmentation ``random_crop_flip``.
 from . import models
 from ._callbacks import MarginTracker
 from ._data import BatchLoader, random_crop_flip
+from ._deepdefense import DeepDefenseNeuralNetClassifier
+from ._mmr import MMRNeuralNetClassifier
 from ._net import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier
 from ._penalties import feature_margin, orthogonality_penalty
 
@@ -18,6 +22,8 @@ __all__ = [
     "AMRNeuralNetClassifier",
     "AdversarialNeuralNetClassifier",
     "BatchLoader",
+    "DeepDefenseNeuralNetClassifier",
+    "MMRNeuralNetClassifier",
     "MarginTracker",
     "feature_margin",
     "models",

@@ -1,0 +1,216 @@
+"""Linear regions of ReLU networks, and the MMR regularizer (Croce, Andriushchenko & Hein 2019).
+
+On the linear region of ``x`` (its ReLU activation pattern fixed), every hidden
+pre-activation ``z_j`` and every logit ``f_k`` is affine in the input. The l2 distance
+from ``x`` to the hyperplane ``z_j = 0`` is ``|z_j(x)| / ||grad z_j||`` (a boundary of the
+region) and to ``f_k = f_y`` it is ``(f_y - f_k) / ||grad f_k - grad f_y||`` (a decision
+hyperplane). The gradients are the rows of the region's affine map, computed exactly by
+pushing the input's standard basis through the network with the biases removed and every
+ReLU replaced by its fixed mask.
+
+* :func:`check_piecewise_linear`: refuses modules that are not ReLU networks of linear
+  and convolutional layers;
+* :func:`region_distances`: both kinds of distances, differentiable in the weights;
+* :func:`mmr_penalty`: MMR-l2 of each sample from those distances.
+"""
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ._base import logits_of
+
+__all__ = ["check_piecewise_linear", "mmr_penalty", "region_distances"]
+
+#: Layers through which the region's map is affine (ReLU aside).
+_AFFINE_LAYERS = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, nn.Dropout, nn.AvgPool2d)
+
+
+def check_piecewise_linear(module):
+    """Raise a ``ValueError`` unless ``module`` is a ReLU network of affine layers.
+
+    Its leaf modules must be ``nn.ReLU`` (the activations, at least one) and linear maps:
+    ``nn.Linear``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``, ``nn.Identity`` and
+    ``nn.Dropout`` (identity in eval mode). Activations applied as functions in
+    ``forward`` (``torch.relu(...)``) are invisible here: use ``nn.ReLU`` modules.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    n_relus : int
+        Number of ``nn.ReLU`` modules.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from amrlearn.neural._regions import check_piecewise_linear
+    >>> check_piecewise_linear(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    1
+    >>> check_piecewise_linear(nn.Sequential(nn.Linear(3, 4), nn.Tanh()))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: MMR needs a piecewise-linear ReLU network ... but layer '1' is a Tanh...
+    """
+    allowed = ", ".join(c.__name__ for c in (nn.ReLU, *_AFFINE_LAYERS))
+    n_relus = 0
+    for name, sub in module.named_modules():
+        if next(sub.children(), None) is not None:
+            continue  # a container: its leaves are checked
+        if isinstance(sub, nn.ReLU):
+            n_relus += 1
+        elif not isinstance(sub, _AFFINE_LAYERS):
+            raise ValueError(
+                "MMR needs a piecewise-linear ReLU network of linear and convolutional "
+                f"layers, but layer {name!r} is a {type(sub).__name__}. Allowed layers: "
+                f"{allowed}."
+            )
+    if n_relus == 0:
+        raise ValueError(
+            f"MMR needs a ReLU network, but {type(module).__name__} has no nn.ReLU module "
+            "(activations applied as functions in forward are not seen): write the "
+            "activations as nn.ReLU modules."
+        )
+    return n_relus
+
+
+def _relu_hooks(module, hook, *, pre):
+    relus = [m for m in module.modules() if isinstance(m, nn.ReLU)]
+    register = "register_forward_pre_hook" if pre else "register_forward_hook"
+    return [getattr(m, register)(hook) for m in relus]
+
+
+def _region_maps(module, x):
+    """Pre-activations, logits, and the squared norms of their input gradients.
+
+    Returns ``(z, f, z_grad2, f_grad)``: ``z`` of shape (n, N_h), the hidden units in the
+    order the ReLUs run; ``f`` (n, K); ``z_grad2`` (n, N_h) the squared norms of
+    ``grad_x z_j``; ``f_grad`` (n, D, K) the logits' input gradients.
+    """
+    pre = []
+    handles = _relu_hooks(module, lambda m, inp: pre.append(inp[0]), pre=True)
+    try:
+        f = logits_of(module(x))
+    finally:
+        for h in handles:
+            h.remove()
+    masks = [(p > 0).to(x.dtype).detach() for p in pre]
+
+    n, dim = x.shape[0], x[0].numel()
+    basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, *x.shape[1:])
+    grad2, calls = [], iter(range(len(masks)))
+
+    def masked_relu(m, inp, out):
+        # The k-th ReLU call of the linear pass: the rows of grad_x z for this layer. The
+        # layers before the first ReLU are the same for every sample: the basis goes
+        # through them once, and the first mask spreads it over the batch.
+        k = next(calls)
+        lin = inp[0].reshape(1 if k == 0 else n, dim, *inp[0].shape[1:])
+        grad2.append(lin.flatten(2).pow(2).sum(1).expand(n, -1))
+        return (lin * masks[k].unsqueeze(1)).reshape(n * dim, *inp[0].shape[1:])
+
+    no_bias = {
+        f"{name}.bias": torch.zeros_like(sub.bias)
+        for name, sub in module.named_modules()
+        if isinstance(sub, nn.Linear | nn.Conv2d) and sub.bias is not None
+    }
+    handles = _relu_hooks(module, masked_relu, pre=False)
+    try:
+        f_lin = logits_of(functional_call(module, no_bias, (basis,)))
+    finally:
+        for h in handles:
+            h.remove()
+    z = torch.cat([p.flatten(1) for p in pre], 1)
+    return z, f, torch.cat(grad2, 1), f_lin.reshape(n, dim, -1)
+
+
+def region_distances(module, x, y):
+    """l2 distances from ``x`` to the hyperplanes of its linear region and to the decision
+    hyperplanes of that region's affine map.
+
+    Exact for ReLU networks of linear and convolutional layers (see
+    :func:`check_piecewise_linear`), and differentiable in the weights (through the
+    numerators and the gradients' norms; the masks are constants). The module's mode is
+    the caller's business (eval mode for dropout).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Returns logits, or ``(logits, features)``.
+    x : tensor of shape (n, ...)
+    y : tensor of shape (n,) of int64
+        True classes.
+
+    Returns
+    -------
+    d_region : tensor of shape (n, n_hidden)
+        ``|z_j(x)| / ||grad_x z_j||`` for every hidden unit (every ReLU input), ``inf``
+        where the unit is constant on the region.
+    d_decision : tensor of shape (n, n_classes)
+        ``(f_y - f_k) / ||grad_x f_k - grad_x f_y||``, signed (negative where ``k`` beats
+        ``y``); ``inf`` at ``k = y``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.neural._regions import region_distances
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    >>> d_region, d_decision = region_distances(net, torch.zeros(4, 2), torch.zeros(4).long())
+    >>> tuple(d_region.shape), tuple(d_decision.shape)
+    ((4, 3), (4, 2))
+    """
+    z, f, z_grad2, f_grad = _region_maps(module, x)
+    d_region = _ratio(z.abs(), z_grad2)
+    rows = torch.arange(x.shape[0], device=x.device)
+    gap = f[rows, y].unsqueeze(1) - f
+    w2 = (f_grad - f_grad[rows, :, y].unsqueeze(2)).pow(2).sum(1)
+    d_decision = _ratio(gap, w2)
+    true = torch.nn.functional.one_hot(y, f.shape[1]).bool()
+    return d_region, torch.where(true, float("inf"), d_decision)
+
+
+def _ratio(num, norm2):
+    """``num / sqrt(norm2)``, ``inf`` where ``norm2 == 0``, with finite gradients."""
+    ok = norm2 > 0
+    return torch.where(ok, num / torch.where(ok, norm2, 1.0).sqrt(), float("inf"))
+
+
+def mmr_penalty(d_region, d_decision, *, k_B, k_D, gamma_B, gamma_D):
+    """MMR-l2 of each sample, from its distances (:func:`region_distances`).
+
+    ``(1/k_B) sum_{i<=k_B} max(0, 1 - d_B^(i) / gamma_B)
+    + (1/k_D) sum_{i<=k_D} max(0, 1 - d_D^(i) / gamma_D)``, with ``d_B^(i)`` the i-th
+    smallest distance to the region's boundary hyperplanes and ``d_D^(i)`` the i-th
+    smallest (signed) distance to a decision hyperplane. ``k_B`` and ``k_D`` are capped at
+    the numbers of hidden units and of other classes.
+
+    Parameters
+    ----------
+    d_region : tensor of shape (n, n_hidden)
+    d_decision : tensor of shape (n, n_classes)
+        ``inf`` at the true class.
+    k_B, k_D : int
+    gamma_B, gamma_D : float
+
+    Returns
+    -------
+    penalty : tensor of shape (n,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.neural._regions import mmr_penalty
+    >>> d_region = torch.tensor([[0.1, 0.5, 2.0]])
+    >>> d_decision = torch.tensor([[float("inf"), -0.2]])
+    >>> mmr_penalty(d_region, d_decision, k_B=2, k_D=9, gamma_B=1.0, gamma_D=1.0)
+    tensor([1.9000])
+    """
+    k_b = min(int(k_B), d_region.shape[1])
+    k_d = min(int(k_D), d_decision.shape[1] - 1)
+    near_b = torch.topk(d_region, k_b, dim=1, largest=False).values
+    near_d = torch.topk(d_decision, k_d, dim=1, largest=False).values
+    hinge_b = torch.relu(1 - near_b / gamma_B).mean(1)
+    hinge_d = torch.relu(1 - near_d / gamma_D).mean(1)
+    return hinge_b + hinge_d
