@@ -328,7 +328,7 @@ def test_table1_medium_config_is_full_mnist_with_a_strong_evaluation():
         assert per_model(cfg["pgd"], model)["n_points"] >= 1000
         quick = table1.default_config("quick")
 
-        def steps(c, n_train):
+        def steps(c, n_train, model=model):
             return per_model(c["epochs"], model) * n_train // per_model(c["batch_size"], model)
 
         assert steps(cfg, 60000) > 2 * steps(quick, quick["n_train"])  # more training
