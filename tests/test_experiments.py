@@ -314,6 +314,23 @@ def test_quick_configs_keep_the_method_and_a_long_enough_attack():
     assert method_params("AMR", "mnist", "MLP", table1.default_config("quick"))["tau"] == 5.0
 
 
+def test_init_seed_changes_the_training_alone(tmp_path):
+    """``init_seed`` reseeds the initialization and batch order, never the data or the
+    evaluation points: the run-to-run spread of training, measured on the same points."""
+    home = _mnist_home(tmp_path)
+    data = None
+    runs = {}
+    for init_seed in (None, 0, 1):
+        cfg = _micro(table1.default_config("quick"), home, models=["MLP"], pgd=None, margin=None)
+        if init_seed is not None:
+            cfg["init_seed"] = init_seed
+        data = data or _runner.load_split("mnist", cfg, flatten=False)
+        runs[init_seed] = _runner.train_cell("mnist", "MLP", "Std", data, cfg)
+    assert runs[None]["history"]["train_loss"] == runs[0]["history"]["train_loss"]
+    assert runs[None]["history"]["train_loss"] != runs[1]["history"]["train_loss"]
+    assert runs[1]["n_test"] == runs[None]["n_test"]
+
+
 def test_table1_medium_config_is_full_mnist_with_a_strong_evaluation():
     """--medium: all 60,000 MNIST images, the paper's batches of 128 and lambda, beta,
     tau, and the strong evaluation on at least 1,000 test points (issue 11)."""

@@ -255,7 +255,10 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
         callbacks.append(("margins", tracker))
 
     t0 = time.perf_counter()
-    with seeded(config["seed"], deterministic=deterministic):
+    # ``init_seed`` (default: ``seed``) seeds the training alone, the initialization and
+    # the batch order; the data subsets and the evaluation stay ``seed``'s, so that two
+    # runs differing only in it measure the run-to-run spread of training.
+    with seeded(config.get("init_seed", config["seed"]), deterministic=deterministic):
         net, params = build_net(
             dataset, model, method, config, data, device, callbacks=callbacks, max_epochs=max_epochs
         )
