@@ -112,8 +112,8 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     assert len(lcr["history"]["ortho_penalty"]) == 2
     assert lcr["history"]["ortho_penalty"][-1] == pytest.approx(lcr["ortho_penalty"], rel=1e-4)
     assert len(std["robust_pgd"]) == 4
-    # (separate random starts: one point of 20 may differ)
-    assert all(s <= p + 100 / 20 for s, p in zip(std["robust"], std["robust_pgd"]))
+    # One chain gives both: the strong evaluation is never above the paper's attack.
+    assert all(s <= p for s, p in zip(std["robust"], std["robust_pgd"]))
     # Per-model settings reach the net: 80 images in batches of 16 (the MLP's) are 5 steps.
     assert std["history"]["epoch"] == [1, 2]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 
 from ..utils import as_logit_fn, progress
 from ..utils._alarms import warn, warn_if_stochastic
@@ -299,7 +300,10 @@ def robust_accuracy(
     n = X_t.shape[0]
     y_t = torch.as_tensor(fn.label_index(as_labels(y, n)))
     check_box(X_t, clip)
-    generator = torch_generator(random_state, fn.device)
+    # One random stream per attack, the first one's as the attack alone would draw it:
+    # the chain's first accuracy is then the very number of that attack alone.
+    rng = check_random_state(random_state)
+    generators = [torch_generator(rng, fn.device) for _ in chain]
 
     def batches(index):
         for s in range(0, len(index), batch_size):
@@ -324,7 +328,7 @@ def robust_accuracy(
                     at_e = clone(a).set_params(eps=e)
                     survivors = torch.nonzero(cand).flatten()
                     for sel, xb, yb in batches(survivors):
-                        cand[sel[_broken(at_e, fn, xb, yb, generator).cpu()]] = False
+                        cand[sel[_broken(at_e, fn, xb, yb, generators[k]).cpu()]] = False
                 alive[k] = cand
                 robust[name][:, i] = cand.numpy()
     names = [name for name, _ in chain]
