@@ -45,7 +45,7 @@ PGD_KW = dict(steps=20, step_size=0.05, random_state=0)
 
 
 def test_auto_gives_pgd_and_auto_in_one_call_with_auto_below_pgd_per_sample(mlp, digits):
-    X, y = digits[0][:200], digits[1][:200]
+    X, y = digits[0][:100], digits[1][:100]
     grid = [0.0, 0.3, 0.6, 1.0]
     res = robust_accuracy(mlp, X, y, eps=grid, attack="auto", return_details=True, **PGD_KW)
     assert res.attacks == ["pgd", "pgd-margin"]
@@ -224,14 +224,17 @@ def test_broken_lower_bound_alarm_quiet_with_enough_samples(quiet):
 
 
 def test_robustness_curve_matches_pgd_at_grid_points_and_brackets(mlp, digits):
-    X, y = digits[0][:150], digits[1][:150]
+    X, y = digits[0][:100], digits[1][:100]
     grid = [0.0, 0.25, 0.5, 0.75, 1.0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EvaluationWarning)  # the cheap bound may fall short
         curve = robustness_curve(mlp, X, y, eps=grid, attack_steps=50)
     auto = robust_accuracy(mlp, X, y, eps=grid, attack="auto", steps=50, step_size=0.05)
-    # Two attacks, each an upper bound on the true robust accuracy: close at every point.
-    np.testing.assert_allclose(curve.accuracy, auto, atol=0.06)
+    # Two attacks, each an upper bound on the true robust accuracy: the minimum-norm
+    # ensemble (100 steps, three attacks) is at least as strong as 50-step PGD, up to a
+    # sample or two, and the two agree within 10 points at every grid point.
+    assert np.all(curve.accuracy <= auto + 0.03)
+    np.testing.assert_allclose(curve.accuracy, auto, atol=0.1)
     assert curve.accuracy[0] == auto[0]  # the clean accuracy
     assert np.all(curve.lower <= curve.upper) and np.all(curve.accuracy_lower <= curve.accuracy)
     np.testing.assert_array_equal(curve.accuracy_at(grid), curve.accuracy)
@@ -239,7 +242,7 @@ def test_robustness_curve_matches_pgd_at_grid_points_and_brackets(mlp, digits):
 
 
 def test_robustness_curve_is_exact_for_a_linear_model(digits):
-    X, y = digits
+    X, y = digits[0][:300], digits[1][:300]
     clf = LogisticRegression(max_iter=500).fit(X, y)
     grid = [0.0, 0.1, 0.2, 0.4]
     curve = robustness_curve(clf, X, y, eps=grid, clip=None)
@@ -248,7 +251,7 @@ def test_robustness_curve_is_exact_for_a_linear_model(digits):
     np.testing.assert_allclose(curve.accuracy, [(exact > e).mean() for e in grid])
     # The exact curve is the true robust accuracy: no attack finds fewer robust samples,
     # and the strong evaluation comes close to it.
-    auto = robust_accuracy(clf, X, y, eps=grid, attack="auto", clip=None, steps=100, step_size=0.01)
+    auto = robust_accuracy(clf, X, y, eps=grid, attack="auto", clip=None, steps=50, step_size=0.02)
     assert np.all(curve.accuracy <= auto + 1e-12)
     np.testing.assert_allclose(curve.accuracy, auto, atol=0.02)
 

@@ -1,7 +1,6 @@
 """Adversarial attacks: l2 PGD and APGD (fixed radius), minimum-norm attacks (DeepFool, FMN,
-DDN and
-the ensemble that keeps the closest verified point of each sample), and robust accuracy
-(``attack="pgd"``, the paper's, or ``"auto"``, the strong evaluation).
+DDN and the ensemble that keeps the closest verified point of each sample), and robust
+accuracy (``attack="pgd"``, the paper's, or ``"auto"``, the strong evaluation).
 
 Every attack is called as ``attack(model, X, y)`` on a torch module, a skorch net or a
 fitted linear estimator; ``attack.run(fn, x, y)`` is the tensor-level step.

@@ -157,14 +157,14 @@ def _check_masking(res):
     bad = [
         f"eps={e:g} ({100 * a:.1f}% -> {100 * b:.1f}%)"
         for e, a, b, g in zip(res.eps, first, res.accuracy, gap)
-        if g > MASKING_GAP
+        if g > MASKING_GAP + 1e-9
     ]
     if bad:
         warn(
             f"{res.attacks[0]} and the rest of the chain ({', '.join(res.attacks[1:])}) "
             f"disagree by more than {100 * MASKING_GAP:g} points at {', '.join(bad)}: the "
-            f"model masks the gradient of {res.attacks[0]}'s loss, whose robust accuracy "
-            "overstates robustness there.",
+            f"sign of a masked gradient of {res.attacks[0]}'s loss (or of too short an "
+            f"attack); {res.attacks[0]}'s robust accuracy overstates robustness there.",
             stacklevel=4,
         )
 

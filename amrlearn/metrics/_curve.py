@@ -143,7 +143,7 @@ def robustness_curve(
     >>> y = net(torch.from_numpy(X)).argmax(1).numpy()
     >>> curve = robustness_curve(net, X, y, eps=[0.0, 0.05, 0.2], attack_steps=20,
     ...                          bound_params={"n_batches": 1, "batch_size": 32})
-    >>> curve.accuracy[0], bool(np.all(curve.accuracy_lower <= curve.accuracy))
+    >>> float(curve.accuracy[0]), bool(np.all(curve.accuracy_lower <= curve.accuracy))
     (1.0, True)
     """
     from ._bounds import CHEAP_BOUND_PARAMS, margin_bounds
