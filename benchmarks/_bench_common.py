@@ -176,3 +176,52 @@ def interleaved_fits(makers, X, y, repeats):
             times[name].append(time.perf_counter() - start)
             fitted[name] = est
     return fitted, times
+
+
+def train_table1_net(model, method, *, cache=None, device="cpu"):
+    """A net of the quick Table 1 on MNIST, trained with the table's own recipe.
+
+    Trains ``(mnist, model, method)`` exactly as ``amrlearn reproduce table1 --quick``
+    does (its configuration, data subset, seed and :func:`build_net`), without the
+    margin tracking. ``cache``: a folder where the trained weights are kept, so that a
+    rerun of a benchmark skips the training.
+
+    Returns
+    -------
+    net : fitted AMRNeuralNetClassifier
+    data : dict
+        ``X_train``, ``y_train``, ``X_test``, ``y_test`` (images).
+    config : dict
+        The quick configuration.
+    """
+    import torch
+
+    from amrlearn.experiments import table1
+    from amrlearn.experiments._recipe import build_net, n_epochs
+    from amrlearn.experiments._runner import load_split, seeded
+
+    config = table1.default_config("quick")
+    data = load_split("mnist", config, flatten=False)
+    device = torch.device(device)
+    with seeded(config["seed"], deterministic=device.type == "cpu"):
+        net, _ = build_net(
+            "mnist",
+            model,
+            method,
+            config,
+            data,
+            device,
+            callbacks=[],
+            max_epochs=n_epochs(config, model),
+        )
+        path = None if cache is None else Path(cache) / f"table1_quick_mnist_{model}_{method}.pt"
+        if path is not None and path.exists():
+            net.initialize()
+            net.module_.load_state_dict(torch.load(path, map_location=device))
+        else:
+            net.fit(data["X_train"], data["y_train"])
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(net.module_.state_dict(), path)
+    net.module_.eval()
+    return net, data, config

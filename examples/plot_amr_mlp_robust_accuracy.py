@@ -88,7 +88,7 @@ for name, net in nets.items():
         eps=eps,
         steps=pgd_steps,
         step_size=0.1,
-        loss=("ce", "margin"),
+        attack=["pgd", "pgd-margin"],
         random_state=0,
     )
     curves[name] = 100 * acc

@@ -2,7 +2,8 @@
 
 ``Attack.__call__(model, X, y)`` owns everything around the mathematics: it validates
 the hyperparameters, adapts the model with :func:`amrlearn.utils.as_logit_fn`, puts it in
-eval mode (and restores the previous mode afterwards), moves each batch of
+eval mode (and restores the previous mode afterwards; a model whose output is still random
+then raises an :class:`~amrlearn.exceptions.EvaluationWarning`), moves each batch of
 ``batch_size`` samples to the device, seeds the randomness and shows a progress bar.
 Subclasses implement ``run(fn, x, y)`` on tensors already on the device, nothing more.
 
@@ -16,6 +17,7 @@ from numbers import Integral
 from sklearn.base import BaseEstimator
 
 from ..utils import as_logit_fn, progress
+from ..utils._alarms import warn_if_stochastic
 from ..utils._compat import Interval
 from ..utils._inputs import as_input_tensor, as_labels, check_box, torch_generator
 
@@ -66,6 +68,7 @@ class Attack(BaseEstimator):
         check_box(X_t, getattr(self, "clip", None))
         generator = torch_generator(self.random_state, fn.device)
         with fn.eval_mode():
+            warn_if_stochastic(fn, X_t[:8].to(fn.device), type(self).__name__)
             starts = range(0, X_t.shape[0], self.batch_size)
             for s in progress(starts, verbose=self.verbose, desc=type(self).__name__):
                 xb = X_t[s : s + self.batch_size].to(fn.device)

@@ -1,4 +1,4 @@
-"""l2 projected gradient descent (Madry et al. 2018) and robust accuracy (section 5).
+"""l2 projected gradient descent (Madry et al. 2018), the attack of section 5.
 
 The paper evaluates robustness with l2 PGD: 1000 steps of size 0.01, eps in
 {0.5, 1, 1.5, 2} on MNIST and {0.1, 0.2, 0.3, 0.4} on CIFAR10 (Appendix F).
@@ -6,23 +6,15 @@ The paper evaluates robustness with l2 PGD: 1000 steps of size 0.01, eps in
 
 from numbers import Integral, Real
 
-import numpy as np
-from sklearn.base import clone
-
-from ..utils import as_logit_fn, progress
 from ..utils._compat import Interval, StrOptions
 from ..utils._inputs import (
     CLIP_CONSTRAINT,
-    as_input_tensor,
-    as_labels,
-    check_box,
     check_clip,
-    torch_generator,
 )
 from ..utils._math import flat_norm, uniform_l2_ball
 from ._base import FixedEpsilonAttack
 
-__all__ = ["L2PGD", "attack_loss", "robust_accuracy", "uniform_l2_ball"]
+__all__ = ["L2PGD", "attack_loss", "uniform_l2_ball"]
 
 
 def attack_loss(logits, y, loss="ce"):
@@ -253,6 +245,9 @@ class L2PGD(FixedEpsilonAttack):
         """
         import torch
 
+        from ..utils._alarms import warn_if_training
+
+        warn_if_training(fn, "L2PGD")
         eps = float(self.eps)
         clip = check_clip(self.clip)
         x = x.detach()
@@ -310,124 +305,3 @@ class L2PGD(FixedEpsilonAttack):
                 grad = grad / flat_norm(grad).clamp_min(1e-12)
                 delta = _project(x0, delta + self.step_size * grad, eps, clip)
         return best, broken
-
-
-def robust_accuracy(
-    model,
-    X,
-    y,
-    eps=(0.5, 1.0, 1.5, 2.0),
-    *,
-    steps=1000,
-    step_size=0.01,
-    random_start=True,
-    clip=(0.0, 1.0),
-    restarts=1,
-    loss="ce",
-    batch_size=256,
-    device=None,
-    verbose=0,
-    random_state=None,
-):
-    """Accuracy under l2 PGD for each radius of a grid: the paper's robustness measure.
-
-    Work is shared across the grid. The radii are processed in increasing order; a
-    sample misclassified at ``x`` is never attacked, and a sample broken at a radius
-    is counted as broken at every larger radius without being attacked again (its
-    adversarial point lies in every larger ball). Only the survivors of one radius are
-    attacked at the next. ``eps=0`` gives the clean accuracy.
-
-    Parameters
-    ----------
-    model : torch.nn.Module, skorch net, fitted linear estimator or Pipeline
-        See :func:`amrlearn.utils.as_logit_fn`. A Pipeline of affine scalers is attacked
-        in its raw input space (``eps`` and ``clip`` in the units of ``X``); one with any
-        other preprocessing is refused.
-    X : array-like or tensor of shape (n_samples, ...)
-        Inputs, inside the box ``clip``.
-    y : array-like of shape (n_samples,)
-        True labels.
-    eps : float or sequence of float, default=(0.5, 1.0, 1.5, 2.0)
-        Radii (the paper's MNIST grid by default; {0.1, 0.2, 0.3, 0.4} on CIFAR10).
-    steps, step_size, random_start, clip, restarts, batch_size, device, verbose, random_state
-        As for :class:`L2PGD`.
-    loss : {"ce", "margin"} or sequence of them, default="ce"
-        The loss PGD ascends (see :func:`attack_loss`). A sequence, e.g.
-        ``("ce", "margin")``, attacks each survivor with every loss in turn: a sample is
-        robust only if no attack breaks it. The cross-entropy alone is the paper's setting;
-        adding ``"margin"`` guards against saturated softmaxes (gradient masking).
-
-    Returns
-    -------
-    accuracies : ndarray of shape (n_eps,)
-        ``accuracies[i]`` is the robust accuracy at ``eps[i]``, in the order given.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from amrlearn.attacks import robust_accuracy
-    >>> torch.manual_seed(0)
-    <torch._C.Generator object at ...>
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    >>> X = np.random.default_rng(0).uniform(size=(20, 4)).astype(np.float32)
-    >>> y = net(torch.from_numpy(X)).argmax(1).numpy()
-    >>> acc = robust_accuracy(net, X, y, eps=[0.0, 0.1, 0.5], steps=20, step_size=0.05,
-    ...                       random_state=0)
-    >>> acc.tolist()[0], bool(np.all(np.diff(acc) <= 0))
-    (1.0, True)
-    """
-    import torch
-
-    eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    if eps_arr.ndim != 1 or eps_arr.size == 0 or not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
-        raise ValueError(f"eps must be a non-empty sequence of finite radii >= 0, got {eps!r}.")
-    losses = [loss] if isinstance(loss, str) else list(loss)
-    if not losses:
-        raise ValueError("loss must name at least one loss.")
-    base = L2PGD(
-        eps=float(eps_arr.max()),
-        steps=steps,
-        step_size=step_size,
-        random_start=random_start,
-        clip=clip,
-        restarts=restarts,
-        early_stop=True,
-        batch_size=batch_size,
-        device=device,
-        verbose=verbose,
-        random_state=random_state,
-    )
-    attacks = [clone(base).set_params(loss=name) for name in losses]
-    for attack in attacks:
-        attack._validate_params()
-    fn = as_logit_fn(model, device)
-    X_t = as_input_tensor(X, fn.dtype)
-    n = X_t.shape[0]
-    y_t = torch.as_tensor(fn.label_index(as_labels(y, n)))
-    check_box(X_t, clip)
-    generator = torch_generator(random_state, fn.device)
-
-    def batches(index):
-        for s in range(0, len(index), batch_size):
-            sel = index[s : s + batch_size]
-            yield sel, X_t[sel].to(fn.device), y_t[sel].to(fn.device)
-
-    with fn.eval_mode(), torch.no_grad():
-        correct = torch.zeros(n, dtype=torch.bool)
-        for sel, xb, yb in batches(torch.arange(n)):
-            correct[sel] = (fn(xb).argmax(1) == yb).cpu()
-    order = np.argsort(eps_arr, kind="stable")
-    acc = np.empty(eps_arr.size)
-    survivors = torch.nonzero(correct).flatten()
-    with fn.eval_mode():
-        for i in progress(order, verbose=verbose, desc="robust_accuracy"):
-            e = float(eps_arr[i])
-            for attack in attacks if e > 0 else ():
-                at_e = clone(attack).set_params(eps=e)
-                still = [
-                    sel[~at_e.broken(fn, xb, yb, generator=generator).cpu()]
-                    for sel, xb, yb in batches(survivors)
-                ]
-                survivors = torch.cat(still) if still else survivors
-            acc[i] = survivors.numel() / n
-    return acc

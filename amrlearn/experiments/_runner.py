@@ -173,6 +173,15 @@ def _margin_path(net, splits):
     return path
 
 
+def _attack_chain(pgd_loss):
+    """The ``attack`` of :func:`~amrlearn.attacks.robust_accuracy` for a configuration's
+    ``pgd_loss``: ``"auto"``, an attack name, or a list of names, where the older PGD
+    losses ``"ce"`` and ``"margin"`` stand for ``"pgd"`` and ``"pgd-margin"``."""
+    legacy = {"ce": "pgd", "margin": "pgd-margin"}
+    chain = [legacy.get(n, n) for n in ([pgd_loss] if isinstance(pgd_loss, str) else pgd_loss)]
+    return chain[0] if len(chain) == 1 else chain
+
+
 def _measure(net, dataset, model, data, config, device):
     """Clean and l2 PGD robust accuracy, and Theorem 3's margins, of a fitted net."""
     from ..attacks import robust_accuracy
@@ -189,27 +198,31 @@ def _measure(net, dataset, model, data, config, device):
             step_size = step_size[dataset]
         eps = [float(e) for e in config["eps"][dataset]]
 
-        def accuracy(loss):
-            acc = robust_accuracy(
-                net,
-                Xp,
-                yp,
-                eps=eps,
-                steps=pgd["steps"],
-                step_size=step_size,
-                batch_size=pgd.get("batch_size", 256),
-                loss=loss,
-                device=device,
-                verbose=verbose,
-                random_state=seed,
-            )
-            return [100.0 * float(a) for a in np.ravel(acc)]
-
-        # ``robust``: the strong evaluation, which the verdicts use; ``robust_pgd``: the
-        # paper's attack alone (cross-entropy PGD), which gradient masking can fool.
-        strong = config.get("pgd_loss", "ce")
-        result.update(eps=eps, robust=accuracy(strong), n_pgd_points=int(len(yp)))
-        result["robust_pgd"] = result["robust"] if strong == "ce" else accuracy("ce")
+        # ``robust``: the strong evaluation ("auto", or the configuration's ``pgd_loss``
+        # chain), which the verdicts use; ``robust_pgd``: the paper's attack alone
+        # (cross-entropy PGD), which gradient masking can fool. One call gives both: the
+        # chain starts with the cross-entropy PGD, so robust <= robust_pgd per sample.
+        res = robust_accuracy(
+            net,
+            Xp,
+            yp,
+            eps=eps,
+            attack=_attack_chain(config.get("pgd_loss", "auto")),
+            steps=pgd["steps"],
+            step_size=step_size,
+            batch_size=pgd.get("batch_size", 256),
+            device=device,
+            verbose=verbose,
+            random_state=seed,
+            return_details=True,
+        )
+        first = res.attacks[0]
+        result.update(
+            eps=eps,
+            robust=[100.0 * float(a) for a in res.accuracy],
+            robust_pgd=[100.0 * float(a) for a in res.accuracy_by_attack[first]],
+            n_pgd_points=int(len(yp)),
+        )
     spec = per_model(config.get("margin"), model)
     if spec:
         Xm, ym = _fixed_points(X, y, spec["n_points"], seed)

@@ -71,8 +71,33 @@ def _fmt(value, ref, digits):
     return f"{value:.{digits}f} ({ref:.{digits}f}, {value - ref:+.{digits}f})"
 
 
+def _fmt_robust(auto, pgd, ref, digits=2):
+    """A robust-accuracy cell: ``auto / pgd (paper, auto - paper)``; ``auto (...)`` alone
+    where the paper's attack was not recorded apart (older results).
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._summaries import _fmt_robust
+    >>> _fmt_robust(40.0, 87.5, 87.52)
+    '40.00 / 87.50 (87.52, -47.52)'
+    >>> _fmt_robust(40.0, None, None)
+    '40.00'
+    """
+    text = _fmt(auto, ref, digits)
+    if pgd is None:
+        return text
+    head, sep, tail = text.partition(" (")
+    return f"{head} / {pgd:.{digits}f}" + (f" ({tail}" if sep else "")
+
+
 def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=()):
     """Our numbers side by side with the paper's: each cell reads ``ours (paper, ours-paper)``.
+
+    A robust-accuracy cell reads ``auto / pgd (paper, auto - paper)``: the strong
+    evaluation (``robust``, which the verdicts use), then the paper's attack alone
+    (``robust_pgd``, cross-entropy PGD), then the paper's number and the difference of
+    the strong one from it. Cells of older results without ``robust_pgd`` show the
+    first number alone.
 
     Parameters
     ----------
@@ -96,7 +121,8 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
         lines += [
             "",
             f"**{DATASET_NAMES[dataset]}** (accuracies in %; each cell: ours "
-            "(paper, ours − paper))",
+            "(paper, ours − paper); robust accuracy: auto / pgd (paper, auto − paper), "
+            "auto = the strong evaluation, pgd = the paper's attack, cross-entropy PGD)",
             "",
             _row(head),
             "|" + "---|" * len(head),
@@ -123,7 +149,11 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
             values = [_fmt(cell["clean"], ref and ref["clean"], 2)]
             if cell.get("diverged"):
                 values[0] = "diverged (training loss not finite): " + values[0]
-            values += [_fmt(v, ref and ref["robust"][i], 2) for i, v in enumerate(cell["robust"])]
+            pgd = cell.get("robust_pgd") or [None] * len(cell["robust"])
+            values += [
+                _fmt_robust(v, p, ref and ref["robust"][i])
+                for i, (v, p) in enumerate(zip(cell["robust"], pgd))
+            ]
             if avg_margin:
                 values.append(_fmt(cell.get("avg_margin"), ref and ref.get("avg_margin"), 2))
             lines.append(_row(prefix + values))

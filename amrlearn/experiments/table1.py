@@ -70,10 +70,11 @@ def default_config(mode="quick"):
         "models": list(MODELS),
         "methods": list(METHODS),
         **APPENDIX_F,
-        # PGD ascends the cross-entropy (the paper's attack); the samples it leaves
-        # unbroken are attacked again on the logit margin, whose gradient survives a
-        # saturated softmax, so that gradient masking cannot pass for robustness.
-        "pgd_loss": ["ce", "margin"],
+        # The strong evaluation, robust_accuracy(attack="auto"): PGD on the
+        # cross-entropy (the paper's attack, also recorded alone as robust_pgd), then on
+        # the logit margin, whose gradient survives a saturated softmax, then APGD-T, so
+        # that gradient masking cannot pass for robustness.
+        "pgd_loss": "auto",
         "eps": {k: list(v) for k, v in EPS.items()},
         "device": "cpu",
         "seed": 0,

@@ -1,10 +1,14 @@
-"""Margins: exact for linear models, bounded for neural nets, and the ``margin_report`` scorer."""
+"""Margins: exact for linear models, bounded for neural nets, the ``margin_report`` scorer,
+and robustness curves."""
 
+from ._curve import RobustnessCurve, robustness_curve
 from ._dispatch import is_linear_model, is_torch_model, sample_margins
 from ._linear import closest_boundary_point, linear_margins, margins_from_scores, summarize_margins
 from ._report import avg_margin_scorer, make_margin_report, margin_report, min_margin_scorer
 
 __all__ = [
+    "RobustnessCurve",
+    "robustness_curve",
     "avg_margin_scorer",
     "closest_boundary_point",
     "is_linear_model",

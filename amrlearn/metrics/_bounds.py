@@ -12,13 +12,13 @@ drawn uniformly in the ball; all ``k`` come from one Jacobian per batch of point
 minimum-norm ensemble finds bounds the same distance from above.
 """
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 
 from .._paper import BOUND_BUDGET
 from ..utils import as_logit_fn, progress
+from ..utils._alarms import warn, warn_if_stochastic
 from ..utils._compat import Interval
 from ..utils._inputs import CLIP_CONSTRAINT, as_input_tensor, as_labels, check_clip, torch_generator
 from ..utils._math import uniform_l2_ball
@@ -48,6 +48,18 @@ def _validate_budget(radius, n_batches, batch_size, clip):
         caller_name="lipschitz_margin_bound",
     )
     return check_clip(clip)
+
+
+def _check_inside(X_t, clip, where):
+    """The out-of-box alarm of the bounds: their ``clip`` only shapes the sampled points,
+    so a sample outside the box is bounded over a set it does not lie in."""
+    if clip is not None and X_t.numel() and (X_t.min() < clip[0] or X_t.max() > clip[1]):
+        warn(
+            f"{where}: X has values in [{float(X_t.min()):.4g}, {float(X_t.max()):.4g}], "
+            f"outside the box clip={clip!r}; the points sampled around those samples are "
+            "clipped into a box they do not lie in. Rescale X or pass clip=None.",
+            stacklevel=4,
+        )
 
 
 def _logits(fn, X_t, batch_size):
@@ -199,6 +211,9 @@ def lipschitz_margin_bound(
     clip = _validate_budget(radius, n_batches, batch_size, clip)
     fn = as_logit_fn(model, device)
     X_t = as_input_tensor(X, fn.dtype)
+    _check_inside(X_t, clip, "lipschitz_margin_bound")
+    with fn.eval_mode():
+        warn_if_stochastic(fn, X_t[:8].to(fn.device), "lipschitz_margin_bound")
     bound, _, pred = _lipschitz_bound(
         fn, X_t, radius, n_batches, batch_size, clip, random_state, verbose
     )
@@ -271,6 +286,32 @@ def _upper_bound(fn, X_t, y_pred, attack, *, attack_steps, clip, random_state, v
     # Move away from the predicted class: this bounds the distance to the boundary of
     # the predicted region, misclassified samples included.
     return attack(fn, X_t, y_pred)
+
+
+def _check_order(paper, lo, up):
+    """The broken-estimate alarm: Theorem 3's estimate above the distance of an
+    adversarial point actually found (beyond float32 rounding)."""
+    n = up.size
+
+    def above(b):
+        return int(np.sum(b > up * (1 + 1e-5) + 1e-7))
+
+    if above(paper):
+        warn(
+            f"Theorem 3's estimate exceeds the distance to an adversarial point found on "
+            f"{above(paper)} of {n} samples: the Lipschitz constant sampled in the ball "
+            "falls short of the true one there, so the estimate is no lower bound (a "
+            "larger n_batches * batch_size narrows that). The interval's lower end uses "
+            "the estimate tightened by the attack's points.",
+            stacklevel=4,
+        )
+    if above(lo):
+        warn(
+            f"The tightened lower bound exceeds the attack's distance on {above(lo)} "
+            "samples (an attack whose distances do not match its points); it is lowered "
+            "to that distance.",
+            stacklevel=4,
+        )
 
 
 def margin_bounds(
@@ -352,6 +393,12 @@ def margin_bounds(
     beyond rounding (an attack whose distances do not match its points) is warned about
     and the lower end lowered to the attack's distance, so the interval stays ordered.
 
+    Warnings, all :class:`~amrlearn.exceptions.EvaluationWarning`: ``lipschitz`` above
+    the attack's distance on some samples (the sampled Lipschitz constant fell short:
+    Theorem 3's estimate is then no bound); ``X`` outside ``clip`` (the sampled points
+    are clipped into a box the sample is not in); a model whose output is random in
+    eval mode.
+
     Examples
     --------
     >>> import numpy as np
@@ -372,8 +419,10 @@ def margin_bounds(
         raise TypeError(f"attack must be a MinimizationAttack, got {type(attack).__name__}.")
     fn = as_logit_fn(model, device)
     X_t = as_input_tensor(X, fn.dtype)
+    _check_inside(X_t, clip, "margin_bounds")
     n = X_t.shape[0]
     with fn.eval_mode():
+        warn_if_stochastic(fn, X_t[:8].to(fn.device), "margin_bounds")
         y_pred = fn.index_label(_logits(fn, X_t, batch_size).argmax(1).numpy())
     sign = np.ones(n)
     if y is not None:
@@ -402,14 +451,7 @@ def margin_bounds(
         )
         lo = paper if tightened is None else tightened
         if up is not None:
-            bad = int(np.sum(lo > up * (1 + 1e-5) + 1e-7))
-            if bad:
-                warnings.warn(
-                    f"The lower bound exceeds the attack's distance on {bad} samples; it is "
-                    "lowered to that distance.",
-                    UserWarning,
-                    stacklevel=2,
-                )
+            _check_order(paper, lo, up)
             lo = np.minimum(lo, up)
     lo_d = np.zeros(n) if lo is None else lo
     up_d = np.full(n, np.inf) if up is None else up

@@ -46,8 +46,11 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
         of the exact margins or of the paper's estimator; for neural nets (not affine)
         with ``upper``: ``avg_margin_lower`` and ``avg_margin_upper``, the means of the
         two ends of each sample's interval on ``|m|`` (the Lipschitz bound tightened by
-        the attack's points, and the attack's distance); and ``avg_feature_margin``
-        for nets with a feature-space margin.
+        the attack's points, and the attack's distance), and ``median_margin_lower``
+        and ``median_margin_upper``, the medians of the two ends of the signed
+        interval (they bracket the signed median margin; the upper one is the median
+        minimum-norm distance, negative for misclassified samples); and
+        ``avg_feature_margin`` for nets with a feature-space margin.
 
     See Also
     --------
@@ -79,6 +82,8 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
         ends = np.abs(np.stack([res["lower"], res["upper"]]))
         report["avg_margin_lower"] = float(ends.min(axis=0).mean())
         report["avg_margin_upper"] = float(ends.max(axis=0).mean())
+        report["median_margin_lower"] = float(np.median(res["lower"]))
+        report["median_margin_upper"] = float(np.median(res["upper"]))
     if "feature" in res:
         report["avg_feature_margin"] = float(np.abs(res["feature"]).mean())
     return report

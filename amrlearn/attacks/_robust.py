@@ -1,0 +1,349 @@
+"""Robust accuracy over a grid of eps (section 5): the paper's attack, or the strongest
+evaluation the library has, in one call.
+
+An evaluation is a chain of fixed-epsilon attacks. A sample is robust at ``eps`` only if
+it survives every attack of the chain; each attack only sees the survivors of those
+before it, and the survivors of the previous (smaller) radius. The accuracy after each
+prefix of the chain is kept, so the first attack's accuracy (the paper's cross-entropy
+PGD in ``"auto"``) comes out of the same call, never above the chain's per sample.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+
+from ..utils import as_logit_fn, progress
+from ..utils._alarms import warn, warn_if_stochastic
+from ..utils._inputs import as_input_tensor, as_labels, check_box, torch_generator
+from ._apgd import APGD
+from ._base import FixedEpsilonAttack
+from ._pgd import L2PGD
+
+__all__ = ["AUTO_ATTACKS", "MASKING_GAP", "RobustAccuracyResult", "robust_accuracy"]
+
+#: The chain of ``attack="auto"``.
+AUTO_ATTACKS = ("pgd", "pgd-margin", "apgd-t")
+#: The gradient-masking alarm: later attacks of a chain break more than this fraction
+#: of the samples that the first one left robust at some eps.
+MASKING_GAP = 0.05
+#: AutoAttack's budget of its APGD runs (iterations per target, targets of APGD-T).
+_APGD_STEPS, _APGD_TARGETS = 100, 9
+
+
+def _named(name, pgd, clip):
+    """The attack behind a name of :func:`robust_accuracy`'s ``attack``."""
+    common = {k: pgd[k] for k in ("batch_size", "device", "verbose", "random_state")}
+    if name in ("pgd", "pgd-ce", "pgd-margin"):
+        loss = "margin" if name == "pgd-margin" else "ce"
+        return L2PGD(eps=0.0, loss=loss, early_stop=True, clip=clip, **pgd)
+    apgd = {"eps": 0.0, "steps": _APGD_STEPS, "clip": clip, **common}
+    if name == "apgd-ce":
+        return APGD(loss="ce", **apgd)
+    if name == "apgd-dlr":
+        return APGD(loss="dlr", **apgd)
+    if name == "apgd-t":
+        return APGD(loss="dlr", n_targets=_APGD_TARGETS, **apgd)
+    raise ValueError(
+        f"Unknown attack {name!r}: give 'pgd', 'auto', 'pgd-margin', 'apgd-ce', 'apgd-dlr', "
+        "'apgd-t', a FixedEpsilonAttack or a list of them."
+    )
+
+
+def _chain(attack, loss, pgd, clip):
+    """``[(name, attack), ...]``: the chain that ``attack`` (and the legacy ``loss``) ask for."""
+    if loss is not None:
+        if not (isinstance(attack, str) and attack == "pgd"):
+            raise ValueError("Give either attack or loss, not both (loss is the older spelling).")
+        losses = [loss] if isinstance(loss, str) else list(loss)
+        if not losses:
+            raise ValueError("loss must name at least one loss.")
+        attack = ["pgd" if name == "ce" else f"pgd-{name}" for name in losses]
+    items = [attack] if isinstance(attack, (str, FixedEpsilonAttack)) else list(attack)
+    if items == ["auto"]:
+        items = list(AUTO_ATTACKS)
+    chain = []
+    for item in items:
+        if isinstance(item, FixedEpsilonAttack):
+            name = type(item).__name__
+            chain.append((name, clone(item)))
+        elif isinstance(item, str):
+            chain.append((item, _named(item, pgd, clip)))
+        else:
+            raise TypeError(f"attack must be a name or a FixedEpsilonAttack, got {item!r}.")
+    if not chain:
+        raise ValueError("attack must name at least one attack.")
+    names = [name for name, _ in chain]
+    for i, name in enumerate(names):  # unique keys for the per-attack breakdown
+        if names.count(name) > 1:
+            names[i] = f"{name}#{names[:i].count(name) + 1}"
+    for _, a in chain:
+        a._validate_params()
+    return list(zip(names, [a for _, a in chain]))
+
+
+def _broken(attack, fn, x, y, generator):
+    """Which samples ``attack`` breaks: its ``broken`` if it has one, else a check of
+    ``run``'s points (misclassified and within ``eps``)."""
+    import torch
+
+    if hasattr(attack, "broken"):
+        return attack.broken(fn, x, y, generator=generator)
+    x_adv = attack.run(fn, x, y, generator=generator).detach()
+    within = (x_adv - x).flatten(1).norm(dim=1) <= float(attack.eps) * (1 + 1e-6)
+    with torch.no_grad():
+        return within & (fn(x_adv).argmax(1) != y)
+
+
+@dataclass
+class RobustAccuracyResult:
+    """Robust accuracy after each attack of a chain, per eps and per sample.
+
+    What :func:`robust_accuracy` returns with ``return_details=True``.
+
+    Attributes
+    ----------
+    eps : ndarray of shape (n_eps,)
+        The radii, in the order given.
+    accuracy : ndarray of shape (n_eps,)
+        Accuracy under the whole chain: what ``robust_accuracy`` returns by default.
+    robust : ndarray of bool of shape (n_samples, n_eps)
+        Which samples survive every attack at each eps.
+    attacks : list of str
+        The chain's attacks, in order (``["pgd", "pgd-margin", "apgd-t"]`` for
+        ``"auto"``).
+    robust_by_attack : dict of str to ndarray of bool of shape (n_samples, n_eps)
+        Per attack, the samples that survive it and every attack before it. The first
+        attack's entry is its accuracy alone (the paper's cross-entropy PGD for
+        ``"auto"``); each entry is a subset of the one before.
+    clean : float
+        Clean accuracy.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from amrlearn.attacks import robust_accuracy
+    >>> torch.manual_seed(0)
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> X = np.random.default_rng(0).uniform(size=(20, 4)).astype(np.float32)
+    >>> y = net(torch.from_numpy(X)).argmax(1).numpy()
+    >>> res = robust_accuracy(net, X, y, eps=[0.1, 0.5], attack="auto", steps=20,
+    ...                       step_size=0.05, random_state=0, return_details=True)
+    >>> res.attacks
+    ['pgd', 'pgd-margin', 'apgd-t']
+    >>> bool(np.all(res.accuracy <= res.accuracy_by_attack["pgd"]))
+    True
+    """
+
+    eps: np.ndarray
+    accuracy: np.ndarray
+    robust: np.ndarray
+    attacks: list
+    robust_by_attack: dict = field(repr=False)
+    clean: float = 1.0
+
+    @property
+    def accuracy_by_attack(self):
+        """dict of str to ndarray of shape (n_eps,): the accuracy after each attack."""
+        return {name: r.mean(axis=0) for name, r in self.robust_by_attack.items()}
+
+
+def _check_masking(res):
+    """The gradient-masking alarm: name each eps where later attacks of the chain break
+    more than ``MASKING_GAP`` of the samples that the first one left robust."""
+    first = res.accuracy_by_attack[res.attacks[0]]
+    gap = first - res.accuracy
+    bad = [
+        f"eps={e:g} ({100 * a:.1f}% -> {100 * b:.1f}%)"
+        for e, a, b, g in zip(res.eps, first, res.accuracy, gap)
+        if g > MASKING_GAP + 1e-9
+    ]
+    if bad:
+        warn(
+            f"{res.attacks[0]} and the rest of the chain ({', '.join(res.attacks[1:])}) "
+            f"disagree by more than {100 * MASKING_GAP:g} points at {', '.join(bad)}: the "
+            f"sign of a masked gradient of {res.attacks[0]}'s loss (or of too short an "
+            f"attack); {res.attacks[0]}'s robust accuracy overstates robustness there.",
+            stacklevel=4,
+        )
+
+
+def robust_accuracy(
+    model,
+    X,
+    y,
+    eps=(0.5, 1.0, 1.5, 2.0),
+    *,
+    attack="pgd",
+    steps=1000,
+    step_size=0.01,
+    random_start=True,
+    clip=(0.0, 1.0),
+    restarts=1,
+    loss=None,
+    return_details=False,
+    batch_size=256,
+    device=None,
+    verbose=0,
+    random_state=None,
+):
+    """Accuracy under attack for each radius of a grid: the paper's robustness measure.
+
+    ``attack`` chooses the evaluation: ``"pgd"``, the paper's (l2 PGD on the
+    cross-entropy), or ``"auto"``, the strongest the library has (cross-entropy PGD, then
+    PGD on the logit margin, then targeted APGD on the DLR loss, each on the survivors
+    of the ones before). A sample is robust only if it survives every attack of the
+    chain.
+
+    Work is shared across the grid. The radii are processed in increasing order; a
+    sample misclassified at ``x`` is never attacked, and a sample broken at a radius is
+    counted as broken at every larger radius without being attacked again (its
+    adversarial point lies in every larger ball). Each attack of a chain sees only the
+    survivors of the attacks before it. ``eps=0`` gives the clean accuracy.
+
+    Parameters
+    ----------
+    model : torch.nn.Module, skorch net, fitted linear estimator or Pipeline
+        See :func:`amrlearn.utils.as_logit_fn`. A Pipeline of affine scalers is attacked
+        in its raw input space (``eps`` and ``clip`` in the units of ``X``); one with any
+        other preprocessing is refused.
+    X : array-like or tensor of shape (n_samples, ...)
+        Inputs, inside the box ``clip``.
+    y : array-like of shape (n_samples,)
+        True labels.
+    eps : float or sequence of float, default=(0.5, 1.0, 1.5, 2.0)
+        Radii (the paper's MNIST grid by default; {0.1, 0.2, 0.3, 0.4} on CIFAR10).
+    attack : str, FixedEpsilonAttack or list of them, default="pgd"
+        The chain of attacks:
+
+        - ``"pgd"``: :class:`L2PGD` on the cross-entropy, the paper's attack;
+        - ``"auto"``: ``["pgd", "pgd-margin", "apgd-t"]`` (:data:`AUTO_ATTACKS`), the
+          strong evaluation of the reports: the logit-margin loss still has a gradient
+          where the softmax saturates (see :func:`attack_loss`), and APGD-T's DLR loss is
+          blind to the logits' scale and aims at each of the 9 likeliest wrong classes in
+          turn (measured against AutoAttack in ``benchmarks/bench_autoattack.py``);
+        - ``"pgd-margin"``: :class:`L2PGD` on the logit margin;
+        - ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``: :class:`APGD` with 100 iterations
+          on the cross-entropy, on the DLR loss, and targeted on the DLR loss at the 9
+          most likely wrong classes (AutoAttack's APGD-T);
+        - a :class:`FixedEpsilonAttack` instance, run with its own hyperparameters at
+          each ``eps`` (its randomness comes from ``random_state`` here);
+        - a list of the above, run in order.
+    steps, step_size, random_start, clip, restarts, batch_size, device, verbose, random_state
+        As for :class:`L2PGD`, for the PGD attacks named in ``attack``; ``clip``,
+        ``batch_size``, ``device``, ``verbose`` and ``random_state`` also for the APGD
+        ones.
+    loss : {"ce", "margin"}, sequence of them, or None, default=None
+        The older spelling of a PGD chain: ``loss=("ce", "margin")`` is
+        ``attack=["pgd", "pgd-margin"]``. Only with ``attack="pgd"``.
+    return_details : bool, default=False
+        Return a :class:`RobustAccuracyResult` (per-sample robustness and the accuracy
+        after each attack of the chain) instead of the accuracies alone.
+
+    Returns
+    -------
+    accuracies : ndarray of shape (n_eps,)
+        ``accuracies[i]`` is the robust accuracy at ``eps[i]``, in the order given.
+    details : RobustAccuracyResult
+        Instead, with ``return_details=True``. For ``"auto"``,
+        ``details.accuracy_by_attack["pgd"]`` is the paper's number and
+        ``details.accuracy`` the strong one, from one run of the cross-entropy PGD.
+
+    Warns
+    -----
+    EvaluationWarning
+        When the attacks after the first break more than 5 % of the samples (5
+        points of accuracy) at some eps, naming it: the first attack's loss is masked
+        there. Also when the model's output is random in eval mode.
+
+    See Also
+    --------
+    L2PGD, APGD : The attacks.
+    amrlearn.metrics.robustness_curve : Robust accuracy as a function of eps from one
+        minimum-norm attack.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from amrlearn.attacks import robust_accuracy
+    >>> torch.manual_seed(0)
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> X = np.random.default_rng(0).uniform(size=(20, 4)).astype(np.float32)
+    >>> y = net(torch.from_numpy(X)).argmax(1).numpy()
+    >>> acc = robust_accuracy(net, X, y, eps=[0.0, 0.1, 0.5], steps=20, step_size=0.05,
+    ...                       random_state=0)
+    >>> acc.tolist()[0], bool(np.all(np.diff(acc) <= 0))
+    (1.0, True)
+    >>> auto = robust_accuracy(net, X, y, eps=[0.0, 0.1, 0.5], attack="auto", steps=20,
+    ...                        step_size=0.05, random_state=0)
+    >>> bool(np.all(auto <= acc))
+    True
+    """
+    import torch
+
+    eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    if eps_arr.ndim != 1 or eps_arr.size == 0 or not np.all(np.isfinite(eps_arr) & (eps_arr >= 0)):
+        raise ValueError(f"eps must be a non-empty sequence of finite radii >= 0, got {eps!r}.")
+    pgd = dict(
+        steps=steps,
+        step_size=step_size,
+        random_start=random_start,
+        restarts=restarts,
+        batch_size=batch_size,
+        device=device,
+        verbose=verbose,
+        random_state=random_state,
+    )
+    chain = _chain(attack, loss, pgd, clip)
+    fn = as_logit_fn(model, device)
+    X_t = as_input_tensor(X, fn.dtype)
+    n = X_t.shape[0]
+    y_t = torch.as_tensor(fn.label_index(as_labels(y, n)))
+    check_box(X_t, clip)
+    # One random stream per attack, the first one's as the attack alone would draw it:
+    # the chain's first accuracy is then the very number of that attack alone.
+    rng = check_random_state(random_state)
+    generators = [torch_generator(rng, fn.device) for _ in chain]
+
+    def batches(index):
+        for s in range(0, len(index), batch_size):
+            sel = index[s : s + batch_size]
+            yield sel, X_t[sel].to(fn.device), y_t[sel].to(fn.device)
+
+    with fn.eval_mode():
+        warn_if_stochastic(fn, X_t[:8].to(fn.device), "robust_accuracy")
+        correct = torch.zeros(n, dtype=torch.bool)
+        with torch.no_grad():
+            for sel, xb, yb in batches(torch.arange(n)):
+                correct[sel] = (fn(xb).argmax(1) == yb).cpu()
+        alive = [correct.clone() for _ in chain]  # survivors of each prefix of the chain
+        robust = {name: np.zeros((n, eps_arr.size), dtype=bool) for name, _ in chain}
+        for i in progress(
+            np.argsort(eps_arr, kind="stable"), verbose=verbose, desc="robust_accuracy"
+        ):
+            e = float(eps_arr[i])
+            for k, (name, a) in enumerate(chain):
+                cand = alive[k] & alive[k - 1] if k else alive[k]
+                if e > 0:
+                    at_e = clone(a).set_params(eps=e)
+                    survivors = torch.nonzero(cand).flatten()
+                    for sel, xb, yb in batches(survivors):
+                        cand[sel[_broken(at_e, fn, xb, yb, generators[k]).cpu()]] = False
+                alive[k] = cand
+                robust[name][:, i] = cand.numpy()
+    names = [name for name, _ in chain]
+    final = robust[names[-1]]
+    res = RobustAccuracyResult(
+        eps=eps_arr,
+        accuracy=final.mean(axis=0),
+        robust=final,
+        attacks=names,
+        robust_by_attack=robust,
+        clean=float(correct.float().mean()),
+    )
+    if len(chain) > 1:
+        _check_masking(res)
+    return res if return_details else res.accuracy
