@@ -120,25 +120,26 @@ def default_config(mode="quick"):
         # Theorem 3 with r = 5 as in the paper, but 64 (MLP) / 32 (CNN) sampled points per
         # sample instead of 50 x 1024.
         "margin": {
-            "MLP": {"n_points": 500, "radius": RADIUS, "n_batches": 1, "batch_size": 64},
-            "CNN": {"n_points": 200, "radius": RADIUS, "n_batches": 1, "batch_size": 32},
+            "MLP": _bound_budget(500, 64),
+            "CNN": _bound_budget(200, 32),
         },
         "track": {
-            "MLP": {
-                "epochs": [1, 2, 5, 10, 20, 30],
-                "n_points": 200,
-                "radius": RADIUS,
-                "n_batches": 1,
-                "batch_size": 32,
-            },
-            "CNN": {
-                "epochs": [1, 2, 4, 8],
-                "n_points": 100,
-                "radius": RADIUS,
-                "n_batches": 1,
-                "batch_size": 16,
-            },
+            "MLP": _bound_budget(200, 32, epochs=[1, 2, 5, 10, 20, 30]),
+            "CNN": _bound_budget(100, 16, epochs=[1, 2, 4, 8]),
         },
+    }
+
+
+def _bound_budget(n_points, batch_size, **extra):
+    """Theorem 3 at the paper's radius r = 5 on ``n_points`` points, with one batch of
+    ``batch_size`` sampled points each (the paper: 50 x 1024); ``extra``: e.g. ``epochs``
+    of a margin path."""
+    return {
+        **extra,
+        "n_points": n_points,
+        "radius": RADIUS,
+        "n_batches": 1,
+        "batch_size": batch_size,
     }
 
 
@@ -163,24 +164,12 @@ def _medium_config(common):
         },
         # Theorem 3 on the paper's 500 points, with 64 (MLP) / 32 (CNN) sampled points each.
         "margin": {
-            "MLP": {"n_points": 500, "radius": RADIUS, "n_batches": 1, "batch_size": 64},
-            "CNN": {"n_points": 500, "radius": RADIUS, "n_batches": 1, "batch_size": 32},
+            "MLP": _bound_budget(500, 64),
+            "CNN": _bound_budget(500, 32),
         },
         "track": {
-            "MLP": {
-                "epochs": [1, 2, 5, 10, 20, 30],
-                "n_points": 200,
-                "radius": RADIUS,
-                "n_batches": 1,
-                "batch_size": 32,
-            },
-            "CNN": {
-                "epochs": [1, 2, 5, 10, 15],
-                "n_points": 200,
-                "radius": RADIUS,
-                "n_batches": 1,
-                "batch_size": 16,
-            },
+            "MLP": _bound_budget(200, 32, epochs=[1, 2, 5, 10, 20, 30]),
+            "CNN": _bound_budget(200, 16, epochs=[1, 2, 5, 10, 15]),
         },
     }
 
