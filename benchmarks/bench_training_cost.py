@@ -12,7 +12,9 @@ LeNetSmall, one run measures the epoch time of
 * the two halves of AMR alone: the margin term (``beta=0``) and LCR (``lam=0``, default
   lazy penalty), and LCR with the exact penalty;
 * PGD-AT: ``AdversarialNeuralNetClassifier()`` with the paper's training attack
-  (Appendix F, MNIST: l2 PGD, eps=2.0, 40 steps of 0.01, random start).
+  (Appendix F, MNIST: l2 PGD, eps=2.0, 40 steps of 0.01, random start);
+* with ``--compile``, also Std and AMR with the module compiled by ``torch.compile``
+  (skorch's ``compile=True``); the compilation happens in the untimed warm-up.
 
 Every net keeps the data on the device (``data_on_device=True``), so that the data
 loader is not what is timed. Each net is built once and warmed up on a few batches
@@ -26,7 +28,8 @@ the first ``n_pgd`` images only, and their epoch time is scaled to the full subs
 step's cost does not depend on the number of steps).
 
 Usage: ``python benchmarks/bench_training_cost.py [--quick] [--device cpu|cuda|all]
-[--models mlp,cnn,lenet,lenetsmall] [--rounds R] [--threads T] [--out FILE.json]``. Needs
+[--models mlp,cnn,lenet,lenetsmall] [--rounds R] [--threads T] [--compile]
+[--out FILE.json]``. Needs
 MNIST in the data home (``$AMRLEARN_DATA``).
 """
 
@@ -60,7 +63,7 @@ PGD_TRAIN = dict(
 )
 
 
-def configs(model):
+def configs(model, compiled=False):
     out = {
         "std": (AMRNeuralNetClassifier, dict(lam=0.0, beta=0.0)),
         "amr": (AMRNeuralNetClassifier, dict()),
@@ -72,6 +75,9 @@ def configs(model):
     }
     if model != "mlp":  # every conv net layer is narrow: probes are the exact penalty there
         del out["amr_probes8"]
+    if compiled:
+        out["std_compiled"] = (AMRNeuralNetClassifier, dict(lam=0.0, beta=0.0, compile=True))
+        out["amr_compiled"] = (AMRNeuralNetClassifier, dict(compile=True))
     return out
 
 
@@ -129,6 +135,10 @@ def _ratios(med):
     }
     if "amr_probes8" in med:
         out["amr_probes8_over_std"] = med["amr_probes8"] / med["std"]
+    if "amr_compiled" in med:
+        out["amr_compiled_over_std_compiled"] = med["amr_compiled"] / med["std_compiled"]
+        out["std_compiled_over_std"] = med["std_compiled"] / med["std"]
+        out["amr_compiled_over_amr"] = med["amr_compiled"] / med["amr"]
     for name in ("dd", "mmr"):
         if name in med:
             out[f"{name}_over_std"] = med[name] / med["std"]
@@ -140,8 +150,10 @@ def _two_per_class(y):
     return np.concatenate([np.flatnonzero(y == c)[:2] for c in np.unique(y)])
 
 
-def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
-    nets = {name: make_net(model, cls, p, device) for name, (cls, p) in configs(model).items()}
+def bench(model, device, X, y, *, rounds, n_pgd, n_warmup, compiled=False):
+    nets = {
+        name: make_net(model, cls, p, device) for name, (cls, p) in configs(model, compiled).items()
+    }
     for net in nets.values():  # warm-up, untimed
         net.partial_fit(X[:n_warmup], y[:n_warmup])
     wall = {name: [] for name in nets}
@@ -163,8 +175,15 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup):
         wall[f"{name}_subset"], cpu[f"{name}_subset"] = [w], [c]
         med_wall[name] = w * len(X) / n_pgd
         med_cpu[name] = c * len(X) / n_pgd
+    # Each round's epochs ran back to back, under the same load: the ratio of a round's
+    # AMR and Std epochs, over the rounds, shows how much of a ratio is noise.
+    rounds_ratio = {
+        clock: sorted(a / s for a, s in zip(times["amr"], times["std"]))
+        for clock, times in (("cpu", cpu), ("wall", wall))
+    }
     return {
         "model": MODELS[model][2],
+        "amr_over_std_by_round": rounds_ratio,
         "epoch_cpu_seconds_median": med_cpu,
         "epoch_wall_seconds_median": med_wall,
         "epoch_cpu_seconds_all": cpu,
@@ -182,6 +201,9 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument(
+        "--compile", action="store_true", help="also Std and AMR under torch.compile"
+    )
     args = parser.parse_args(argv)
 
     n = args.n_samples or (1024 if args.quick else 8192)
@@ -220,7 +242,16 @@ def main(argv=None):
         result["devices"][device] = {}
         for model in args.models.split(","):
             t0 = time.perf_counter()
-            res = bench(model, device, X, y, rounds=rounds, n_pgd=n_pgd, n_warmup=n_warmup)
+            res = bench(
+                model,
+                device,
+                X,
+                y,
+                rounds=rounds,
+                n_pgd=n_pgd,
+                n_warmup=n_warmup,
+                compiled=args.compile,
+            )
             res["wall_seconds"] = time.perf_counter() - t0
             if device == "cuda":
                 res["gpu"] = torch.cuda.get_device_name()
@@ -237,13 +268,21 @@ def main(argv=None):
                     f"(target <= 1.15), AMR exact/Std = {r['amr_exact_over_std']:.2f}, "
                     f"margin term only/Std = {r['margin_term_only_over_std']:.3f}, "
                     f"LCR/Std = {r['lcr_over_std']:.3f}, "
-                    f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20)"
+                    f"PGD-AT/AMR = {r['pgd_at_over_amr']:.1f} (target >= 20); AMR/Std by round "
+                    + ", ".join(f"{v:.3f}" for v in res["amr_over_std_by_round"][clock])
                     + "".join(
                         f", {name.upper()}/Std = {r[f'{name}_over_std']:.1f}"
                         for name in ("dd", "mmr")
                         if f"{name}_over_std" in r
                     )
                 )
+                if "amr_compiled_over_std_compiled" in r:
+                    print(
+                        f"[{device} {model}, {clock}] compiled: AMR/Std = "
+                        f"{r['amr_compiled_over_std_compiled']:.3f}, Std compiled/eager = "
+                        f"{r['std_compiled_over_std']:.3f}, AMR compiled/eager = "
+                        f"{r['amr_compiled_over_amr']:.3f}"
+                    )
     result["loadavg_after"] = os.getloadavg()
     write_result(result, "bench_training_cost", args.device, args.out)
     return result

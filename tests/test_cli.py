@@ -92,6 +92,21 @@ def test_medium_is_a_scale_of_table1_only(tmp_path, capsys):
     assert status == 1 and "MNIST not found" in _one_error_line(err)
 
 
+def test_jobs_reach_the_run_and_must_be_positive(tmp_path, capsys, monkeypatch):
+    import amrlearn.experiments
+
+    seen = {}
+    monkeypatch.setattr(amrlearn.experiments, "run_experiment", lambda name, **kw: seen.update(kw))
+    assert _run(capsys, "reproduce", "table1", "--medium", "--jobs", "2")[0] == 0
+    assert seen["n_jobs"] == 2 and seen["mode"] == "medium"
+    assert _run(capsys, "reproduce", "table2")[0] == 0 and seen["n_jobs"] == 1
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["reproduce", "table1", "--jobs", bad])
+        assert exc.value.code == 2
+        assert "--jobs: expected a positive integer" in capsys.readouterr().err
+
+
 def test_results_of_another_configuration(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -169,6 +169,37 @@ def test_same_seed_same_numbers(tmp_path):
     assert a["history"]["train_loss"] == b["history"]["train_loss"]
 
 
+def test_parallel_cells_match_sequential(tmp_path, monkeypatch):
+    # n_jobs=2 runs the cells in two spawned processes on one torch thread each: the same
+    # numbers as one process on one thread, and a run resumes under another n_jobs.
+    import torch
+
+    home = _mnist_home(tmp_path)
+    cfg = _micro(table1.default_config("quick"), home, models=["MLP"], methods=["Std", "AMR"])
+    par = table1.run(dict(cfg, n_jobs=2), tmp_path / "par")
+    assert "n_jobs" not in par["config"] and par["finished"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq = table1.run(cfg, tmp_path / "seq")
+    finally:
+        torch.set_num_threads(threads)
+    assert set(par["cells"]) == set(seq["cells"]) == {"mnist/MLP/Std", "mnist/MLP/AMR"}
+    for key, cell in seq["cells"].items():
+        assert par["cells"][key]["torch_threads"] == cell["torch_threads"] == 1
+        for field in ("clean", "robust", "robust_pgd", "avg_margin", "margin_path"):
+            assert par["cells"][key].get(field) == cell.get(field), (key, field)
+        untimed = [
+            {k: v for k, v in c["history"].items() if k != "dur"} for c in (cell, par["cells"][key])
+        ]
+        assert untimed[0] == untimed[1], key
+
+    monkeypatch.setattr(_runner, "train_cell", lambda *a, **k: pytest.fail("retrained"))
+    assert table1.run(dict(cfg, n_jobs=3), tmp_path / "par")["cells"] == par["cells"]
+    with pytest.raises(ValueError, match="n_jobs must be a positive integer"):
+        table1.run(dict(cfg, n_jobs=0), tmp_path / "other")
+
+
 def _md5(raw):
     return hashlib.md5(raw).hexdigest()
 

@@ -253,6 +253,8 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
         Record the min/avg margin (and the per-sample margins for histograms) at the
         configuration's tracking epochs.
     """
+    import torch
+
     from ..neural import orthogonality_penalty
     from ..utils import resolve_device
 
@@ -300,6 +302,8 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
         result["margin_path"] = _margin_path(net, tracked)
     result["train_seconds"] = train_seconds
     result["eval_seconds"] = time.perf_counter() - t0
+    # The seconds depend on it, and on the CPU the sums' order (so the last digits) too.
+    result["torch_threads"] = torch.get_num_threads()
     return result
 
 
@@ -339,12 +343,18 @@ def estimate_seconds(cells, config):
     extrapolates to the configuration's epochs, PGD steps and margin samples. It is
     printed before a ``--full`` run starts.
     """
+    return sum(_cell_seconds(cells, config).values())
+
+
+def _cell_seconds(cells, config):
+    """The time estimate of each cell (see :func:`estimate_seconds`), by cell."""
     from ..utils import resolve_device
 
     device = resolve_device(config["device"])
     per_batch = {}
-    total = 0.0
+    seconds = {}
     for dataset, model, method in cells:
+        total = 0.0
         bs = per_model(config["batch_size"], model)
         if (dataset, model) not in per_batch:
             per_batch[dataset, model] = _seconds_per_batch(model, dataset, bs, device)
@@ -363,13 +373,14 @@ def estimate_seconds(cells, config):
             # Theorem 3 needs the gradient of every logit difference: a Jacobian with one
             # backward pass per class at each sampled point.
             total += m["n_points"] * m["n_batches"] * m["batch_size"] / bs * t * N_CLASSES
-    return total
+        seconds[dataset, model, method] = total
+    return seconds
 
 
 def _store_config(config):
-    # Verbosity does not change numbers: leave it out so that a rerun with another
-    # verbosity resumes.
-    return {k: v for k, v in config.items() if k != "verbose"}
+    # Neither the verbosity nor the number of parallel cells changes what a cell is: leave
+    # them out so that a rerun with other values resumes.
+    return {k: v for k, v in config.items() if k not in ("verbose", "n_jobs")}
 
 
 def _announce_full_run(name, todo, config, device):
@@ -397,6 +408,11 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
         The experiment's name (progress bar label).
     cells : list of (dataset, model, method)
     config : dict
+        ``config["n_jobs"]`` (default 1), when larger than 1, runs that many cells at once,
+        each in its own process with ``torch.get_num_threads() // n_jobs`` torch threads
+        (at least 1), the costliest first; every cell is seeded on its own, so only the
+        order of the CPU's sums (the threads) can change a number. Neither ``n_jobs`` nor
+        ``verbose`` is part of the stored configuration: a run resumes under other values.
     out_dir : Path
     track : callable, default=lambda cell: False
         Which cells record margin paths over epochs.
@@ -416,6 +432,9 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     from ..datasets import DatasetNotFoundError
     from ..utils import progress, resolve_device
 
+    n_jobs = config.get("n_jobs", 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
     device = resolve_device(config["device"])
     store = ResultStore(out_dir / "results.json", _store_config(config))
     todo = [c for c in cells if cell_key(*c) not in store]
@@ -423,28 +442,37 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
         _announce_full_run(name, todo, config, device)
 
     data_cache = {}
-    skipped = {}
-    bar = progress(cells, verbose=config.get("verbose", 1), desc=name, leave=True)
-    for cell in bar:
-        key = cell_key(*cell)
-        if key in store:
-            continue
-        dataset, model, method = cell
+
+    def data_of(dataset):
         if dataset not in data_cache:
             try:  # images for every model: LR and MLP flatten them themselves
                 data_cache[dataset] = load_split(dataset, config, flatten=False)
             except DatasetNotFoundError:
                 data_cache[dataset] = None
-        if data_cache[dataset] is None:
-            skipped[key] = skip_reason(dataset, config.get("data_home"))
-            continue
-        bar.set_postfix_str(key)
-        store.put(
-            key,
-            train_cell(
-                dataset, model, method, data_cache[dataset], config, desc=key, track=track(cell)
-            ),
-        )
+        return data_cache[dataset]
+
+    skipped = {}
+    verbose = config.get("verbose", 1)
+    if n_jobs == 1:
+        bar = progress(cells, verbose=verbose, desc=name, leave=True)
+        for cell in bar:
+            key = cell_key(*cell)
+            if key in store:
+                continue
+            if data_of(cell[0]) is None:
+                skipped[key] = skip_reason(cell[0], config.get("data_home"))
+                continue
+            bar.set_postfix_str(key)
+            store.put(key, train_cell(*cell, data_of(cell[0]), config, desc=key, track=track(cell)))
+    else:
+        runnable = []
+        for cell in todo:
+            if data_of(cell[0]) is None:
+                skipped[cell_key(*cell)] = skip_reason(cell[0], config.get("data_home"))
+            else:
+                runnable.append(cell)
+        data_cache.clear()  # each worker loads its own copy
+        _run_parallel(name, runnable, config, store, track, n_jobs, verbose)
     keys = [cell_key(*c) for c in cells]
     if skipped and not any(k in store for k in keys):
         missing = "; ".join(sorted({why.removeprefix("skipped: ") for why in skipped.values()}))
@@ -458,3 +486,61 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     )
     store.save()
     return store.data
+
+
+#: A worker process's data, by dataset (loaded once per worker).
+_WORKER_DATA = {}
+
+
+def _init_worker(threads):
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker_cell(cell, config, track):
+    """Train and measure ``cell`` in a worker process of :func:`_run_parallel`."""
+    dataset = cell[0]
+    if dataset not in _WORKER_DATA:
+        _WORKER_DATA[dataset] = load_split(dataset, config, flatten=False)
+    return train_cell(*cell, _WORKER_DATA[dataset], config, desc=cell_key(*cell), track=track)
+
+
+def _run_parallel(name, cells, config, store, track, n_jobs, verbose):
+    """Run ``cells`` in ``n_jobs`` processes, the costliest first (by
+    :func:`estimate_seconds`), storing each as it finishes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    from ..utils import progress
+
+    if not cells:
+        return
+    cost = _cell_seconds(cells, config)
+    cells = sorted(cells, key=lambda c: -cost[c])
+    threads = max(1, torch.get_num_threads() // n_jobs)
+    quiet = {**config, "verbose": 0}  # one bar for the run: the workers' would interleave
+    bar = progress(total=len(cells), verbose=verbose, desc=f"{name} ({n_jobs} jobs)", leave=True)
+    # "spawn": a forked child would inherit the parent's torch thread pool and locks.
+    pool = ProcessPoolExecutor(
+        max_workers=min(n_jobs, len(cells)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
+    try:
+        futures = {pool.submit(_worker_cell, c, quiet, bool(track(c))): c for c in cells}
+        for future in as_completed(futures):
+            key = cell_key(*futures[future])
+            store.put(key, future.result())
+            bar.update(1)
+            bar.set_postfix_str(key)
+    except BaseException:
+        # Ctrl-C or a failed cell: the finished cells are stored, the rest not started.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()

@@ -7,7 +7,7 @@ accuracy, the l2 PGD robust accuracy on the paper's eps grid and the average mar
 epochs, for the trade-off claim of section 5.2.
 
 ``--quick`` is scaled for a 2-core CPU (MNIST subsets, few epochs, a short PGD and a small
-margin budget); ``--medium`` trains on all of MNIST for longer, on a CPU in about an hour;
+margin budget); ``--medium`` trains on all of MNIST for longer, on a CPU in hours;
 ``--full`` is Appendix F's protocol and needs a GPU.
 """
 
@@ -52,7 +52,8 @@ def default_config(mode="quick"):
 
     ``"medium"`` is MNIST only: all 60,000 training images, enough epochs for the
     orthogonality penalty of LCR and AMR to level off (its curve is recorded), the strong
-    evaluation on 1,000 test points; about an hour on a 2-core CPU.
+    evaluation on 1,000 test points; about 5 CPU-core hours, most of them the CNN's
+    evaluation (``--jobs 2`` runs two cells at once).
 
     Examples
     --------
