@@ -5,8 +5,9 @@ On the same MNIST subset (8,192 images, batch 128: 64 steps per epoch) and for t
 LeNetSmall, one run measures the epoch time of
 
 * Std: ``AMRNeuralNetClassifier(lam=0, beta=0)``, the peer;
-* AMR: ``AMRNeuralNetClassifier()``, the defaults (lam=0.1, beta=1e-3, lazy penalty
-  every ``ortho_every=64`` steps with weight ``64 * beta``);
+* AMR: ``AMRNeuralNetClassifier()``, the defaults (lam=0.1, beta=1e-3,
+  ``ortho_every="auto"``: the lazy penalty every 64 steps with weight ``64 * beta`` on the
+  MLP, the exact one on the CNN at batch 128; the value used is in the JSON);
 * AMR, exact: the every-step penalty (``ortho_every=1``);
 * AMR, probes: ``ortho_every=1, ortho_probes=8`` (Hutchinson estimate every step);
 * the two halves of AMR alone: the margin term (``beta=0``) and LCR (``lam=0``, default
@@ -183,6 +184,7 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup, compiled=False):
     }
     return {
         "model": MODELS[model][2],
+        "amr_ortho_every": nets["amr"].ortho_every_,
         "amr_over_std_by_round": rounds_ratio,
         "epoch_cpu_seconds_median": med_cpu,
         "epoch_wall_seconds_median": med_wall,

@@ -98,6 +98,8 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     std = saved["cells"]["mnist/MLP/Std"]
     assert std["params"] == {"lam": 0.0, "beta": 0.0, "tau": 5.0}
     assert saved["cells"]["mnist/MLP/LCR"]["params"]["beta"] == 1e-3
+    # The schedule "auto" picked is recorded: the MLP-1024's penalty costs many steps.
+    assert saved["cells"]["mnist/MLP/AMR"]["ortho_every"] == 64
     assert 0 <= std["clean"] <= 100 and len(std["robust"]) == 4
     assert all(a >= b for a, b in zip(std["robust"], std["robust"][1:]))  # shrinking with eps
     assert std["robust"][0] <= std["clean"] + 100 / 20  # one point of 20 may differ

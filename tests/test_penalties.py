@@ -195,11 +195,67 @@ def test_invalid_ortho_every_raises(value):
         _frozen_net(ortho_every=value, max_epochs=1).fit(X, y)
 
 
-def test_default_is_lazy_and_exact_stays_available():
+def test_default_is_auto_and_exact_stays_available():
     net = _frozen_net()
-    assert net.ortho_every == 64 and net.ortho_probes is None
+    assert net.ortho_every == "auto" and net.ortho_probes is None
     X, y = _toy()
-    _frozen_net(ortho_every=1, max_epochs=1).fit(X, y)  # the exact every-step penalty
+    exact = _frozen_net(ortho_every=1, max_epochs=1).fit(X, y)  # the every-step penalty
+    assert exact.ortho_every_ == 1
+
+
+def test_forward_counter_counts_linear_and_conv_multiply_adds():
+    from amrlearn.neural._lazy import _ForwardCounter, penalty_multiply_adds
+
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, groups=1),  # (2, 3, 6, 6) -> (2, 4, 4, 4)
+        torch.nn.Conv2d(4, 4, 1, groups=2),  # -> (2, 4, 4, 4), 2 inputs per output
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 5),
+    )
+    counter = _ForwardCounter(module)
+    module(torch.zeros(2, 3, 6, 6))
+    counter.remove()
+    assert counter.macs == 2 * (4 * 16 * 27 + 4 * 16 * 2 + 5 * 64)
+    module(torch.zeros(2, 3, 6, 6))
+    assert counter.macs == 2 * (4 * 16 * 27 + 4 * 16 * 2 + 5 * 64)  # hooks removed
+    # W flattened to out x d: 2 out d min(out, d) each
+    assert penalty_multiply_adds(module) == 2 * (4 * 27 * 4 + 4 * 2 * 2 + 5 * 64 * 5)
+
+
+@pytest.mark.parametrize(
+    "model, shape, batch, expected",
+    [
+        ("MLP", (784,), 128, 64),  # the penalty costs 4 steps: lazy, at the cap
+        ("CNN", (1, 28, 28), 128, 1),  # 2.8 % of a step: exact
+        ("CNN", (1, 28, 28), 32, 3),  # 11 % of a step
+    ],
+)
+def test_auto_schedule_is_exact_where_the_penalty_is_cheap(model, shape, batch, expected):
+    kw = {"module__in_features": 784} if model == "MLP" else {}
+    X = np.random.default_rng(0).uniform(size=(batch, *shape)).astype(np.float32)
+    y = np.arange(batch) % 10
+    net = AMRNeuralNetClassifier(
+        getattr(models, model), **kw, batch_size=batch, max_epochs=1, train_split=None, verbose=0
+    ).initialize()
+    assert net.ortho_every_ is None  # picked at the first training step
+    net.partial_fit(X, y)
+    assert net.ortho_every_ == expected
+    net.partial_fit(X, y)  # the schedule stays through partial_fit
+    assert net.ortho_every_ == expected and net.n_train_steps_ == 2
+
+
+def test_auto_schedule_weighs_its_steps_like_the_chosen_integer():
+    X, y = _toy()
+    torch.manual_seed(0)
+    auto = _frozen_net(beta=0.05, lam=0.2, max_epochs=5).fit(X, y)
+    # A 6-16-3 MLP on a batch of 38: the penalty is 1,440 multiply-adds, the step 20,736.
+    every = auto.ortho_every_
+    assert every == 2
+    torch.manual_seed(0)
+    fixed = _frozen_net(beta=0.05, lam=0.2, max_epochs=5, ortho_every=every).fit(X, y)
+    np.testing.assert_allclose(
+        auto.history[:, "train_loss"], fixed.history[:, "train_loss"], rtol=1e-6
+    )
 
 
 def test_validation_computes_the_penalty_once_per_state_of_the_weights(monkeypatch):

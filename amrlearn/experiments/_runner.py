@@ -293,6 +293,9 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     with seeded(config["seed"], deterministic=deterministic):
         result.update(_measure(net, dataset, model, data, config, device))
     result["history"] = history(net)
+    if getattr(net, "ortho_every_", None) is not None:
+        # The orthogonality penalty's schedule in use ("auto" picks it at the first step).
+        result["ortho_every"] = int(net.ortho_every_)
     losses = result["history"].get("train_loss", [])
     result["diverged"] = not all(math.isfinite(v) for v in losses)
     # How far the orthogonality penalty got: Lipschitz control (LCR, AMR) only acts once

@@ -61,16 +61,24 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         Gram matrix of the orthogonality penalty: ``W W^T`` ("output", as written in the
         paper), ``W^T W`` ("input") or the smaller one ("auto"). Value and gradient are the
         same (see :func:`~amrlearn.neural.orthogonality_penalty`); "auto" is cheapest.
-    ortho_every : int, default=64
+    ortho_every : int or "auto", default="auto"
         Lazy regularization: in training, the orthogonality penalty enters the loss of
         one step in ``ortho_every`` (the first of a fit included) with weight
         ``ortho_every * beta``, and 0 on the others. At fixed weights the gradients over
         ``ortho_every`` consecutive steps sum to the every-step penalty's, and its cost,
         ``O(out * in * min(out, in))`` per evaluation whatever the batch size, is divided
-        by ``ortho_every``. ``1`` is the exact every-step penalty. Validation losses and
-        calls of ``get_loss`` outside a training step use weight ``beta``; the per-batch
-        ``train_loss`` jumps on the steps that carry the penalty. The cost of each choice is
-        measured in ``benchmarks/bench_training_cost.py``.
+        by ``ortho_every``. ``1`` is the exact every-step penalty. ``"auto"`` picks, at
+        the first training step of a fit, the smallest value that keeps the penalty's
+        multiply-adds within 5 % of the training steps' (counted on that step's forward
+        pass), and at most 64: the exact penalty where it is cheap (the MNIST CNN at
+        batch 128: 1; at batch 32: 3), lazy where it is not (the MLP-1024 at batch 128:
+        64, the cap). The lazy step is a kick of weight ``ortho_every * beta``; on the
+        quick MNIST CNN, 64 made training less repeatable than the exact penalty (see
+        ``docs/reproduction.md``), hence the smallest value the budget allows.
+        ``ortho_every_`` holds the value in use. Validation losses and calls of
+        ``get_loss`` outside a training step use weight ``beta``; the per-batch
+        ``train_loss`` jumps on the steps that carry the penalty. The cost of each choice
+        is measured in ``benchmarks/bench_training_cost.py``.
     ortho_probes : int or None, default=None
         ``None``: the exact penalty. An integer ``k``: Hutchinson's unbiased estimate from
         ``k`` random sign vectors for layers wider than ``2 k`` (see
@@ -92,6 +100,9 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     n_train_steps_ : int
         Training steps taken since the last ``initialize`` (``fit`` restarts the count,
         ``partial_fit`` continues it); it schedules the lazy penalty.
+    ortho_every_ : int or None
+        The lazy penalty's schedule in use (``ortho_every``, or what ``"auto"`` picked at
+        the first training step; ``None`` before it).
 
     See Also
     --------
@@ -151,7 +162,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         "beta": [Interval(Real, 0, None, closed="left")],
         "margin": [StrOptions({"feature", "logit"})],
         "gram": [StrOptions({"auto", "output", "input"})],
-        "ortho_every": [Interval(Integral, 1, None, closed="left")],
+        "ortho_every": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "ortho_probes": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -164,7 +175,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         beta=1e-3,
         margin="feature",
         gram="auto",
-        ortho_every=64,
+        ortho_every="auto",
         ortho_probes=None,
         **kwargs,
     ):
