@@ -7,7 +7,7 @@ LeNetSmall, one run measures the epoch time of
 * Std: ``AMRNeuralNetClassifier(lam=0, beta=0)``, the peer;
 * AMR: ``AMRNeuralNetClassifier()``, the defaults (lam=0.1, beta=1e-3,
   ``ortho_every="auto"``: the lazy penalty every 64 steps with weight ``64 * beta`` on the
-  MLP, the exact one on the CNN at batch 128; the value used is in the JSON);
+  MLP, the exact one on the CNN; the value used is in the JSON as ``amr_ortho_every``);
 * AMR, exact: the every-step penalty (``ortho_every=1``);
 * AMR, probes: ``ortho_every=1, ortho_probes=8`` (Hutchinson estimate every step);
 * the two halves of AMR alone: the margin term (``beta=0``) and LCR (``lam=0``, default

@@ -227,7 +227,8 @@ def test_forward_counter_counts_linear_and_conv_multiply_adds():
     [
         ("MLP", (784,), 128, 64),  # the penalty costs 4 steps: lazy, at the cap
         ("CNN", (1, 28, 28), 128, 1),  # 2.8 % of a step: exact
-        ("CNN", (1, 28, 28), 32, 3),  # 11 % of a step
+        ("CNN", (1, 28, 28), 32, 1),  # 11 % of a step: still exact
+        ("LeNet", (1, 28, 28), 32, 37),  # 183 %: 37 steps bring it under 5 %
     ],
 )
 def test_auto_schedule_is_exact_where_the_penalty_is_cheap(model, shape, batch, expected):
@@ -246,16 +247,24 @@ def test_auto_schedule_is_exact_where_the_penalty_is_cheap(model, shape, batch, 
 
 def test_auto_schedule_weighs_its_steps_like_the_chosen_integer():
     X, y = _toy()
+    kw = dict(beta=0.05, lam=0.2, max_epochs=5, batch_size=4)
     torch.manual_seed(0)
-    auto = _frozen_net(beta=0.05, lam=0.2, max_epochs=5).fit(X, y)
-    # A 6-16-3 MLP on a batch of 38: the penalty is 1,440 multiply-adds, the step 20,736.
-    every = auto.ortho_every_
-    assert every == 2
+    auto = _frozen_net(**kw).fit(X, y)
+    # A 6-16-3 MLP on batches of 4: the penalty is 1,440 multiply-adds, a step 1,728
+    # (83 %): lazy, every ceil(0.83 / 0.05) = 17 steps.
+    assert auto.ortho_every_ == 17
     torch.manual_seed(0)
-    fixed = _frozen_net(beta=0.05, lam=0.2, max_epochs=5, ortho_every=every).fit(X, y)
+    fixed = _frozen_net(**kw, ortho_every=17).fit(X, y)
     np.testing.assert_allclose(
         auto.history[:, "train_loss"], fixed.history[:, "train_loss"], rtol=1e-6
     )
+    steps = [s for epoch in auto.history for s in epoch["batches"]]
+    assert len(steps) == auto.n_train_steps_ > 34
+    # the steps that carry the penalty (weight 17 beta) stand out in the batch losses
+    jumps = [
+        i for i in range(1, len(steps)) if steps[i]["train_loss"] > steps[i - 1]["train_loss"] + 1
+    ]
+    assert jumps == list(range(17, len(steps), 17))
 
 
 def test_validation_computes_the_penalty_once_per_state_of_the_weights(monkeypatch):
