@@ -30,7 +30,7 @@ step's cost does not depend on the number of steps).
 
 Usage: ``python benchmarks/bench_training_cost.py [--quick] [--device cpu|cuda|all]
 [--models mlp,cnn,lenet,lenetsmall] [--rounds R] [--threads T] [--compile]
-[--out FILE.json]``. Needs
+[--batch-size B] [--out FILE.json]``. Needs
 MNIST in the data home (``$AMRLEARN_DATA``).
 """
 
@@ -102,12 +102,13 @@ class CPUTimer(Callback):
         net.history.record("cpu_dur", time.process_time() - self.start_)
 
 
-def make_net(model, cls, params, device):
+def make_net(model, cls, params, device, batch_size=128):
     module, module_params, _ = MODELS[model]
     torch.manual_seed(0)
     return cls(
         module,
         **module_params,
+        batch_size=batch_size,
         max_epochs=1,
         device=device,
         data_on_device=True,
@@ -151,9 +152,10 @@ def _two_per_class(y):
     return np.concatenate([np.flatnonzero(y == c)[:2] for c in np.unique(y)])
 
 
-def bench(model, device, X, y, *, rounds, n_pgd, n_warmup, compiled=False):
+def bench(model, device, X, y, *, rounds, n_pgd, n_warmup, compiled=False, batch_size=128):
     nets = {
-        name: make_net(model, cls, p, device) for name, (cls, p) in configs(model, compiled).items()
+        name: make_net(model, cls, p, device, batch_size)
+        for name, (cls, p) in configs(model, compiled).items()
     }
     for net in nets.values():  # warm-up, untimed
         net.partial_fit(X[:n_warmup], y[:n_warmup])
@@ -168,7 +170,7 @@ def bench(model, device, X, y, *, rounds, n_pgd, n_warmup, compiled=False):
     med_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
 
     for name, (cls, params) in slow_configs(model).items():
-        net = make_net(model, cls, params, device)
+        net = make_net(model, cls, params, device, batch_size)
         # Warm-up: one step (DD, MMR: a small one, two images per class).
         warm = np.arange(128) if name == "pgd_at" else _two_per_class(y)
         net.partial_fit(X[warm], y[warm])
@@ -203,6 +205,7 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
         "--compile", action="store_true", help="also Std and AMR under torch.compile"
     )
@@ -226,7 +229,8 @@ def main(argv=None):
 
     defaults = AMRNeuralNetClassifier(models.MLP).get_params()
     result = {
-        "data": f"MNIST train subset, n={n}, batch_size=128 ({-(-n // 128)} steps per epoch)",
+        "data": f"MNIST train subset, n={n}, batch_size={args.batch_size} "
+        f"({-(-n // args.batch_size)} steps per epoch)",
         "amr_defaults": {
             k: defaults[k] for k in ("lam", "tau", "beta", "margin", "ortho_every", "ortho_probes")
         },
@@ -253,6 +257,7 @@ def main(argv=None):
                 n_pgd=n_pgd,
                 n_warmup=n_warmup,
                 compiled=args.compile,
+                batch_size=args.batch_size,
             )
             res["wall_seconds"] = time.perf_counter() - t0
             if device == "cuda":

@@ -19,9 +19,9 @@ from ._penalties import penalized_weights
 __all__ = ["LazyPenaltyMixin", "auto_ortho_every"]
 
 #: ``ortho_every="auto"`` computes the exact penalty on every step where it costs at most
-#: this share of a training step's multiply-adds: each lazy schedule tried on the quick
-#: MNIST CNN (64, and 3) moved its average margin by more than the exact penalty's own
-#: run-to-run spread (docs/reproduction.md).
+#: this share of a training step's multiply-adds: where it is affordable, nothing is
+#: approximated (on the quick MNIST CNN the lazy schedule's effect could not be told apart
+#: from rounding, which moves that net by as much; docs/reproduction.md).
 AUTO_EXACT_SHARE = 0.15
 #: Where the exact penalty costs more, the smallest ``ortho_every`` that keeps its
 #: multiply-adds, spread over the steps, within this share of theirs ...

@@ -72,10 +72,9 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         pass: the exact penalty where it costs at most 15 % of a step (the MNIST CNN at
         batch 32 or 128), else the smallest value that brings it within 5 %, at most 64
         (the MLP-1024 at batch 128: 64). The lazy step is a kick of weight
-        ``ortho_every * beta``: on the MLP, 64 learns what the exact penalty learns
-        (average margin within 2 %), but on the quick MNIST CNN every lazy schedule
-        tried (64, 3) moved the average margin by more than the exact penalty's own
-        run-to-run spread (``docs/reproduction.md``), hence exact wherever affordable.
+        ``ortho_every * beta``. On the MLP-1024, 64 learns what the exact penalty
+        learns (average margin within 2 %, ``docs/reproduction.md``); where the exact
+        penalty is affordable, ``"auto"`` approximates nothing.
         ``ortho_every_`` holds the value in use. Validation losses and calls of
         ``get_loss`` outside a training step use weight ``beta``; the per-batch
         ``train_loss`` jumps on the steps that carry the penalty. The cost of each choice
