@@ -65,6 +65,16 @@ def environment(device="cpu"):
     return env
 
 
+#: Settings of how a run goes, not of what it computes: left out of the stored
+#: configuration and of the comparison on resume, so that a rerun with another verbosity
+#: or number of parallel jobs resumes.
+RUN_ONLY_KEYS = ("verbose", "n_jobs")
+
+
+def _what_is_computed(config):
+    return {k: v for k, v in (config or {}).items() if k not in RUN_ONLY_KEYS}
+
+
 class ResultStore:
     """A JSON results file that is rewritten atomically after every finished cell.
 
@@ -77,7 +87,8 @@ class ResultStore:
     path : str or Path
         The ``results.json`` file.
     config : dict
-        The run's configuration, stored with the results and compared on resume.
+        The run's configuration, stored with the results and compared on resume (without
+        ``RUN_ONLY_KEYS``).
 
     Examples
     --------
@@ -92,7 +103,7 @@ class ResultStore:
 
     def __init__(self, path, config):
         self.path = Path(path)
-        self.config = to_jsonable(config)
+        self.config = to_jsonable(_what_is_computed(config))
         self.data = {
             "config": self.config,
             "environment": environment(config.get("device")),
@@ -100,7 +111,7 @@ class ResultStore:
         }
         if self.path.exists():
             old = json.loads(self.path.read_text())
-            if old.get("config") != self.config:
+            if _what_is_computed(old.get("config")) != self.config:
                 raise ResultsMismatchError(
                     f"{self.path} holds results of another configuration; choose another --out "
                     "or remove it to start over."

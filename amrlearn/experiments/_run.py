@@ -68,8 +68,7 @@ def run_experiment(
     exp = importlib.import_module(f"amrlearn.experiments.{name}")
     config = exp.default_config(mode)
     config.update(device=device, data_home=data_home, seed=seed, verbose=verbose)
-    if name != "figure1":  # Figure 1 trains linear models in one process
-        config["n_jobs"] = n_jobs
+    config.update(n_jobs=n_jobs)  # Figure 1, linear models in one process, ignores it
     out_dir.mkdir(parents=True, exist_ok=True)
     results = exp.run(config, out_dir)
     paths = exp.plot(results, out_dir)

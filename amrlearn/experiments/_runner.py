@@ -380,12 +380,6 @@ def _cell_seconds(cells, config):
     return seconds
 
 
-def _store_config(config):
-    # Neither the verbosity nor the number of parallel cells changes what a cell is: leave
-    # them out so that a rerun with other values resumes.
-    return {k: v for k, v in config.items() if k not in ("verbose", "n_jobs")}
-
-
 def _announce_full_run(name, todo, config, device):
     if device.type != "cuda":
         warnings.warn(
@@ -439,41 +433,35 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
     device = resolve_device(config["device"])
-    store = ResultStore(out_dir / "results.json", _store_config(config))
+    store = ResultStore(out_dir / "results.json", config)
     todo = [c for c in cells if cell_key(*c) not in store]
     if config.get("mode") == "full" and todo:
         _announce_full_run(name, todo, config, device)
 
     data_cache = {}
-
-    def data_of(dataset):
+    skipped = {}
+    runnable = []
+    for cell in todo:
+        dataset = cell[0]
         if dataset not in data_cache:
             try:  # images for every model: LR and MLP flatten them themselves
                 data_cache[dataset] = load_split(dataset, config, flatten=False)
             except DatasetNotFoundError:
                 data_cache[dataset] = None
-        return data_cache[dataset]
+        if data_cache[dataset] is None:
+            skipped[cell_key(*cell)] = skip_reason(dataset, config.get("data_home"))
+        else:
+            runnable.append(cell)
 
-    skipped = {}
     verbose = config.get("verbose", 1)
     if n_jobs == 1:
-        bar = progress(cells, verbose=verbose, desc=name, leave=True)
+        bar = progress(runnable, verbose=verbose, desc=name, leave=True)
         for cell in bar:
             key = cell_key(*cell)
-            if key in store:
-                continue
-            if data_of(cell[0]) is None:
-                skipped[key] = skip_reason(cell[0], config.get("data_home"))
-                continue
             bar.set_postfix_str(key)
-            store.put(key, train_cell(*cell, data_of(cell[0]), config, desc=key, track=track(cell)))
+            data = data_cache[cell[0]]
+            store.put(key, train_cell(*cell, data, config, desc=key, track=track(cell)))
     else:
-        runnable = []
-        for cell in todo:
-            if data_of(cell[0]) is None:
-                skipped[cell_key(*cell)] = skip_reason(cell[0], config.get("data_home"))
-            else:
-                runnable.append(cell)
         data_cache.clear()  # each worker loads its own copy
         _run_parallel(name, runnable, config, store, track, n_jobs, verbose)
     keys = [cell_key(*c) for c in cells]
