@@ -132,6 +132,67 @@ def test_the_region_boundary_found_by_bisection_along_the_normal_is_at_the_dista
     assert abs(hi - dist) < 1e-9 * max(1.0, dist)
 
 
+def _mlp_10_20_20_3(inplace):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(10, 20),
+        nn.ReLU(inplace=inplace),
+        nn.Linear(20, 20),
+        nn.ReLU(inplace=inplace),
+        nn.Linear(20, 3),
+    ).double()
+
+
+def test_in_place_relus_give_the_distances_and_gradients_of_the_same_network():
+    # The ReLU overwrites its input: the pre-activations must be read before it does.
+    torch.manual_seed(1)
+    x = torch.randn(32, 10, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,))
+    out = {}
+    for inplace in (False, True):
+        net = _mlp_10_20_20_3(inplace)
+        d_region, d_decision = region_distances(net, x, y)
+        pen = mmr_penalty(d_region, d_decision, k_B=8, k_D=2, gamma_B=0.45, gamma_D=0.45)
+        pen.sum().backward()
+        out[inplace] = (d_region, d_decision, [p.grad for p in net.parameters()])
+    (r0, d0, g0), (r1, d1, g1) = out[False], out[True]
+    torch.testing.assert_close(r1, r0, rtol=1e-12, atol=0)
+    torch.testing.assert_close(d1, d0, rtol=1e-12, atol=0)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+class _Mixed(nn.Module):
+    """nn.ReLU, and an activation the hooks cannot see in forward."""
+
+    def __init__(self, functional):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+        self.act, self.functional = nn.ReLU(), functional
+
+    def forward(self, x):
+        return self.fc3(self.functional(self.fc2(self.act(self.fc1(x)))))
+
+
+@pytest.mark.parametrize(
+    "functional",
+    [torch.relu, lambda t: torch.nn.functional.relu(t, inplace=True), torch.tanh],
+    ids=["torch.relu", "F.relu-inplace", "torch.tanh"],
+)
+def test_activations_the_hooks_cannot_see_are_refused(functional):
+    module = _Mixed(functional).double()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="activation .* not an nn.ReLU module"):
+        region_distances(module, x, torch.zeros(8, dtype=torch.long))
+    X, _ = _data(16)
+    net = MMRNeuralNetClassifier(
+        _Mixed, module__functional=functional, lam=1.0, max_epochs=1, verbose=0
+    )
+    with pytest.raises(ValueError, match="not an nn.ReLU module"):
+        net.fit(X[:, :4], np.arange(16) % 3)
+
+
 def test_penalty_is_the_mean_hinge_over_the_closest_hyperplanes():
     d_region = torch.tensor([[0.9, 0.1, 0.3, 5.0]])
     d_decision = torch.tensor([[float("inf"), -0.5, 0.2]])

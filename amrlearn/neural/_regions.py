@@ -6,7 +6,9 @@ from ``x`` to the hyperplane ``z_j = 0`` is ``|z_j(x)| / ||grad z_j||`` (a bound
 region) and to ``f_k = f_y`` it is ``(f_y - f_k) / ||grad f_k - grad f_y||`` (a decision
 hyperplane). The gradients are the rows of the region's affine map, computed exactly by
 pushing the input's standard basis through the network with the biases removed and every
-ReLU replaced by its fixed mask.
+ReLU replaced by its fixed mask. In-place ReLUs are read before they overwrite their
+input, and every call checks that the region's affine map gives the module's own logits:
+an activation the ``nn.ReLU`` hooks cannot see (``torch.relu`` in ``forward``) is refused.
 
 * :func:`check_piecewise_linear`: refuses modules that are not ReLU networks of linear
   and convolutional layers;
@@ -31,8 +33,10 @@ def check_piecewise_linear(module):
 
     Its leaf modules must be ``nn.ReLU`` (the activations, at least one) and linear maps:
     ``nn.Linear``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``, ``nn.Identity`` and
-    ``nn.Dropout`` (identity in eval mode). Activations applied as functions in
-    ``forward`` (``torch.relu(...)``) are invisible here: use ``nn.ReLU`` modules.
+    ``nn.Dropout`` (identity in eval mode); ``nn.ReLU(inplace=True)`` is fine.
+    Activations applied as functions in ``forward`` (``torch.relu(...)``) are invisible
+    here: :func:`region_distances` refuses them at its first call (the region's affine
+    map does not give the module's logits). Use ``nn.ReLU`` modules.
 
     Parameters
     ----------
@@ -82,6 +86,36 @@ def _relu_hooks(module, hook, *, pre):
     return [getattr(m, register)(hook) for m in relus]
 
 
+def _masked_call(module, inp, masks, n, params, on_input=None):
+    """The module's logits on ``inp`` with its k-th ReLU call replaced by the k-th mask.
+
+    ``inp`` holds rows shared by the ``n`` samples: the layers before the first ReLU run
+    on them once, and the first mask spreads them over the batch (``n`` times as many
+    rows from there on). ``params`` replaces parameters (:func:`functional_call`);
+    ``on_input(k, lin)`` sees the k-th ReLU's input, shaped (n or 1, rows, ...).
+    """
+    stash, calls = [], iter(range(len(masks)))
+
+    def keep(m, args):
+        # An in-place ReLU would overwrite the input: it gets a copy to work on.
+        stash.append(args[0])
+        return (args[0].clone(),) if m.inplace else None
+
+    def masked(m, args, out):
+        k, lin = next(calls), stash.pop()
+        lin = lin.reshape(1 if k == 0 else n, -1, *lin.shape[1:])
+        if on_input is not None:
+            on_input(k, lin)
+        return (lin * masks[k].unsqueeze(1)).reshape(-1, *lin.shape[2:])
+
+    handles = _relu_hooks(module, keep, pre=True) + _relu_hooks(module, masked, pre=False)
+    try:
+        return logits_of(functional_call(module, params, (inp,)))
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _region_maps(module, x):
     """Pre-activations, logits, and the squared norms of their input gradients.
 
@@ -90,7 +124,11 @@ def _region_maps(module, x):
     ``grad_x z_j``; ``f_grad`` (n, D, K) the logits' input gradients.
     """
     pre = []
-    handles = _relu_hooks(module, lambda m, inp: pre.append(inp[0]), pre=True)
+
+    def record(m, args):  # a copy where an in-place ReLU overwrites its input
+        pre.append(args[0].clone() if m.inplace else args[0])
+
+    handles = _relu_hooks(module, record, pre=True)
     try:
         f = logits_of(module(x))
     finally:
@@ -100,30 +138,47 @@ def _region_maps(module, x):
 
     n, dim = x.shape[0], x[0].numel()
     basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, *x.shape[1:])
-    grad2, calls = [], iter(range(len(masks)))
+    grad2 = []
 
-    def masked_relu(m, inp, out):
-        # The k-th ReLU call of the linear pass: the rows of grad_x z for this layer. The
-        # layers before the first ReLU are the same for every sample: the basis goes
-        # through them once, and the first mask spreads it over the batch.
-        k = next(calls)
-        lin = inp[0].reshape(1 if k == 0 else n, dim, *inp[0].shape[1:])
+    def norms(k, lin):  # the rows of grad_x z of the k-th ReLU's units
         grad2.append(lin.flatten(2).pow(2).sum(1).expand(n, -1))
-        return (lin * masks[k].unsqueeze(1)).reshape(n * dim, *inp[0].shape[1:])
 
     no_bias = {
         f"{name}.bias": torch.zeros_like(sub.bias)
         for name, sub in module.named_modules()
         if isinstance(sub, nn.Linear | nn.Conv2d) and sub.bias is not None
     }
-    handles = _relu_hooks(module, masked_relu, pre=False)
-    try:
-        f_lin = logits_of(functional_call(module, no_bias, (basis,)))
-    finally:
-        for h in handles:
-            h.remove()
+    f_grad = _masked_call(module, basis, masks, n, no_bias, norms).reshape(n, dim, -1)
+    _check_affine(module, x, f, f_grad, masks)
     z = torch.cat([p.flatten(1) for p in pre], 1)
-    return z, f, torch.cat(grad2, 1), f_lin.reshape(n, dim, -1)
+    return z, f, torch.cat(grad2, 1), f_grad
+
+
+def _check_affine(module, x, f, f_grad, masks):
+    """Raise a ``ValueError`` unless the region's affine map gives the module's logits.
+
+    On the region of ``x``, ``f(x) = J x + c`` with ``J`` the map found with the masks
+    and ``c`` the masked network at input 0. An activation the hooks do not see
+    (``torch.relu`` in ``forward``) makes the masked network non-linear: they differ.
+    """
+    n = x.shape[0]
+    with torch.no_grad():
+        zero = torch.zeros_like(x[:1])
+        c = _masked_call(module, zero, masks, n, {}).reshape(n, -1)
+        xf, jac = x.flatten(1), f_grad.detach()
+        affine = torch.einsum("nd,ndk->nk", xf, jac) + c
+        scale = torch.einsum("nd,ndk->nk", xf.abs(), jac.abs()) + c.abs() + f.detach().abs()
+        # Generous: rounding (TF32 convolutions on GPUs) stays far below 1% of the scale.
+        excess = ((affine - f.detach()).abs() - 1e-2 * scale).flatten(1).max(1).values
+    if bool((excess > 0).any()):
+        i = int(excess.argmax())
+        raise ValueError(
+            f"MMR: {type(module).__name__}'s logits are not the affine map of its linear "
+            f"region built from its nn.ReLU modules (sample {i} of the batch). forward "
+            "applies an activation that is not an nn.ReLU module (torch.relu, "
+            "F.relu, ...), or is not deterministic (dropout in train mode). Write every "
+            "activation as an nn.ReLU module."
+        )
 
 
 def region_distances(module, x, y):
@@ -133,7 +188,9 @@ def region_distances(module, x, y):
     Exact for ReLU networks of linear and convolutional layers (see
     :func:`check_piecewise_linear`), and differentiable in the weights (through the
     numerators and the gradients' norms; the masks are constants). The module's mode is
-    the caller's business (eval mode for dropout).
+    the caller's business (eval mode for dropout). Raises a ``ValueError`` where the
+    region's affine map does not reproduce the module's logits on ``x`` (an activation
+    in ``forward`` that is not an ``nn.ReLU`` module).
 
     Parameters
     ----------
