@@ -193,6 +193,36 @@ def test_activations_the_hooks_cannot_see_are_refused(functional):
         net.fit(X[:, :4], np.arange(16) % 3)
 
 
+def _flat_net():
+    """Every hidden unit is dead near 0: the logits are the last bias, f_0 - f_1 = 1."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    with torch.no_grad():
+        net[0].bias.fill_(-100.0)
+        net[2].bias.copy_(torch.tensor([1.0, 0.0]))
+    return net
+
+
+def test_a_misclassified_point_on_a_flat_region_is_penalized_as_misclassified():
+    # grad f_0 - grad f_1 = 0 on the region: class 0 wins everywhere on it, so the points
+    # of class 1 are misclassified (the authors' floor 1e-5 sqrt(D) on the norm).
+    net = _flat_net()
+    x = 0.1 * torch.randn(4, 2, dtype=torch.float64)
+    y = torch.tensor([1, 1, 0, 0])
+    d_region, d_decision = region_distances(net, x, y)
+    floor = 1e-5 * 2**0.5
+    torch.testing.assert_close(d_decision[:2, 0], torch.full((2,), -1 / floor, dtype=torch.float64))
+    assert bool((d_decision[2:, 1] > 0).all())  # class 0 is right: no decision penalty
+    pen = mmr_penalty(d_region, d_decision, k_B=1, k_D=1, gamma_B=0.45, gamma_D=0.45)
+    torch.testing.assert_close(
+        pen[:2], torch.full((2,), 1 + 1 / (floor * 0.45), dtype=torch.float64)
+    )
+    torch.testing.assert_close(pen[2:], torch.zeros(2, dtype=torch.float64))
+    # Finite gradients, which raise f_1 against f_0 through the last bias.
+    pen.sum().backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in net.parameters())
+    assert net[2].bias.grad[0] > 0 > net[2].bias.grad[1]
+
+
 def test_penalty_is_the_mean_hinge_over_the_closest_hyperplanes():
     d_region = torch.tensor([[0.9, 0.1, 0.3, 5.0]])
     d_decision = torch.tensor([[float("inf"), -0.5, 0.2]])

@@ -73,14 +73,19 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
     -----
     The module must be a ReLU network of linear and convolutional layers with ``nn.ReLU``
     modules (:func:`~amrlearn.neural._regions.check_piecewise_linear`, checked when the
-    net is initialized with ``lam > 0``). The authors' l2 settings for LeNetSmall: Adam
-    (``optimizer=torch.optim.Adam``), ``lr=1e-4`` on MNIST (``1e-3`` on CIFAR-10), divided
-    by 10 from 90% of training, 100 epochs, batches of 128, no weight decay.
+    net is initialized with ``lam > 0``; in-place ones are fine). An activation applied
+    in ``forward`` (``torch.relu``) is refused at the first training step, where the
+    region's affine map does not give the module's logits. The authors' l2 settings for
+    LeNetSmall: Adam (``optimizer=torch.optim.Adam``), ``lr=1e-4`` on MNIST (``1e-3`` on
+    CIFAR-10), divided by 10 from 90% of training, 100 epochs, batches of 128, no weight
+    decay.
 
     The gradients are exact, also at padded borders (the authors use the whole filter's
-    norm in the first layer). The decision term is averaged over the ``k_D`` classes it
-    sums (the authors divide by 10 with the true class counting zero: a factor 0.9).
-    The regularizer runs in eval mode.
+    norm in the first layer). As in the authors' code, the norm of a decision
+    hyperplane's normal is at least ``1e-5 sqrt(D)``: a sample that another class beats
+    everywhere on its region (a flat one) gets a large penalty. The decision term is
+    averaged over the ``k_D`` classes it sums (the authors divide by 10 with the true
+    class counting zero: a factor 0.9). The regularizer runs in eval mode.
 
     References
     ----------

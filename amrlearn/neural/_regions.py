@@ -24,6 +24,10 @@ from ._base import logits_of
 
 __all__ = ["check_piecewise_linear", "mmr_penalty", "region_distances"]
 
+#: The authors' floor on each input-gradient entry of a decision hyperplane's normal:
+#: its norm is at least this times sqrt(input size).
+_NORM_FLOOR = 1e-5
+
 #: Layers through which the region's map is affine (ReLU aside).
 _AFFINE_LAYERS = (nn.Linear, nn.Conv2d, nn.Flatten, nn.Identity, nn.Dropout, nn.AvgPool2d)
 
@@ -207,7 +211,11 @@ def region_distances(module, x, y):
         where the unit is constant on the region.
     d_decision : tensor of shape (n, n_classes)
         ``(f_y - f_k) / ||grad_x f_k - grad_x f_y||``, signed (negative where ``k`` beats
-        ``y``); ``inf`` at ``k = y``.
+        ``y``); ``inf`` at ``k = y``. The norm is floored at ``1e-5 sqrt(D)``, ``D`` the
+        input size (the authors' stabilizer): where ``f_k - f_y`` is constant on the
+        region, the distance is ``(f_y - f_k) / (1e-5 sqrt(D))``, large and negative
+        where ``k`` beats ``y`` (misclassified everywhere on the region: a large
+        penalty), large and positive where it never does.
 
     Examples
     --------
@@ -223,7 +231,9 @@ def region_distances(module, x, y):
     rows = torch.arange(x.shape[0], device=x.device)
     gap = f[rows, y].unsqueeze(1) - f
     w2 = (f_grad - f_grad[rows, :, y].unsqueeze(2)).pow(2).sum(1)
-    d_decision = _ratio(gap, w2)
+    # The authors' floor on the norm: where f_k - f_y is constant on the region, a large
+    # distance of gap's sign (a point that k beats everywhere there is misclassified).
+    d_decision = gap / w2.clamp_min(_NORM_FLOOR**2 * x[0].numel()).sqrt()
     true = torch.nn.functional.one_hot(y, f.shape[1]).bool()
     return d_region, torch.where(true, float("inf"), d_decision)
 
