@@ -236,3 +236,38 @@ def test_gridsearch_clone_pickle_and_margin_report():
     np.testing.assert_array_equal(again.predict(X), net.predict(X))
     report = margin_report(net, X, labels, upper=False, bound_params={"n_batches": 1})
     assert 0.0 <= report["accuracy"] <= 1.0 and np.isfinite(report["avg_margin"])
+
+
+def test_the_dd_recipe_fine_tunes_with_weight_decay_on_the_weights_only():
+    """The authors' fine-tuning SGD: weight decay 5e-4 on the weights, none on the biases
+    (their bias group); the Std phase before it decays nothing."""
+    from amrlearn.experiments import table2
+    from amrlearn.experiments._recipe import DD_DEFAULTS, build_net, n_epochs
+
+    config = {**table2.default_config("quick"), "dd": {}}  # the authors' 5 epochs
+    data = {"X_test": np.zeros((2, 1, 28, 28), np.float32), "y_test": np.arange(2)}
+    max_epochs = n_epochs(config, "LeNet", "DD")
+    net, params = build_net(
+        "mnist", "LeNet", "DD", config, data, "cpu", callbacks=[], max_epochs=max_epochs
+    )
+    net.set_params(classes=np.arange(10)).initialize()
+    schedule = dict(net.callbacks_)["dd_schedule"]
+
+    def decay_of_each_parameter():
+        group_of = {id(p): g for g in net.optimizer_.param_groups for p in g["params"]}
+        return {name: group_of[id(p)]["weight_decay"] for name, p in net.module_.named_parameters()}
+
+    for epoch in range(1, max_epochs + 1):
+        net.history.new_epoch()
+        schedule.on_epoch_begin(net)
+        decay = decay_of_each_parameter()
+        assert len(decay) == 2 * sum(1 for m in net.module_.modules() if hasattr(m, "bias"))
+        if epoch <= params["pretrain_epochs"]:
+            assert set(decay.values()) == {0.0}, epoch
+            continue
+        for name, value in decay.items():
+            expected = 0.0 if name.endswith("bias") else DD_DEFAULTS["weight_decay"]
+            assert value == expected, (epoch, name)
+        assert {g["lr"] for g in net.optimizer_.param_groups} == {
+            DD_DEFAULTS["lr"] / (2 if epoch == max_epochs else 1)
+        }

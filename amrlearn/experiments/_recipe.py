@@ -43,9 +43,9 @@ METHODS = {
 
 #: Deep Defense, the authors' LeNet/MNIST settings (their code's defaults; none were
 #: retrieved for the CIFAR-10 ConvNet): the regularizer, and ``epochs`` of fine-tuning
-#: of the Std model by SGD (momentum 0.9, weight decay 5e-4, learning rate 5e-4, halved
-#: at 80% of the fine-tuning). ``reg_batch_size``: the penalty on that many samples of
-#: each batch (``None``: all, the authors').
+#: of the Std model by SGD (momentum 0.9, weight decay 5e-4 on the weights and none on
+#: the biases, learning rate 5e-4, halved at 80% of the fine-tuning). ``reg_batch_size``:
+#: the penalty on that many samples of each batch (``None``: all, the authors').
 DD_DEFAULTS = {
     "lam": 15.0,
     "c": 25.0,
@@ -74,6 +74,9 @@ MMR_DEFAULTS = {
     "lr_drop_at": 0.9,
     "reg_batch_size": None,
 }
+
+#: Parameters that Deep Defense's fine-tuning does not decay (the authors' bias group).
+_NO_DECAY = "*bias"
 
 #: Models that take flat vectors (they flatten images themselves).
 _FLAT_MODELS = ("LR", "MLP")
@@ -255,7 +258,10 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
         start = params["pretrain_epochs"]
         # The Std epochs with the Std settings, then the authors' fine-tuning optimizer.
         rule = _finetune_rule(start, dd["epochs"], dd["lr"], dd["momentum"], dd["weight_decay"])
-        common["callbacks"] = [*common["callbacks"], ("dd_schedule", optimizer_schedule(rule))]
+        # The authors' SGD has a bias group that is never decayed.
+        common["optimizer__param_groups"] = [(_NO_DECAY, {"weight_decay": 0.0})]
+        schedule = optimizer_schedule(rule, no_decay=_NO_DECAY)
+        common["callbacks"] = [*common["callbacks"], ("dd_schedule", schedule)]
         return neural.DeepDefenseNeuralNetClassifier(**common, **params), params
     if method == "MMR":
         mmr = {**MMR_DEFAULTS, **config.get("mmr", {})}
@@ -298,16 +304,31 @@ def _finetune_rule(start, epochs, lr, momentum, weight_decay):
     return rule
 
 
-def optimizer_schedule(rule):
+def optimizer_schedule(rule, no_decay=None):
     """A skorch callback that sets the optimizer's settings (``lr``, ``momentum``...) at
-    each epoch's start to ``rule(epoch)`` (epochs from 1; ``None``: unchanged)."""
+    each epoch's start to ``rule(epoch)`` (epochs from 1; ``None``: unchanged).
+
+    ``no_decay``: a pattern of parameter names (``fnmatch``) whose parameter groups keep
+    ``weight_decay=0`` (the groups must hold those parameters alone:
+    ``optimizer__param_groups``)."""
+    from fnmatch import fnmatch
+
     from skorch.callbacks import Callback
 
     class OptimizerSchedule(Callback):
         def on_epoch_begin(self, net, **kwargs):
             settings = rule(len(net.history))
-            for group in net.optimizer_.param_groups if settings else ():
+            if not settings:
+                return
+            exempt = {
+                id(p)
+                for name, p in net.module_.named_parameters()
+                if no_decay is not None and fnmatch(name, no_decay)
+            }
+            for group in net.optimizer_.param_groups:
                 group.update(settings)
+                if exempt and all(id(p) in exempt for p in group["params"]):
+                    group["weight_decay"] = 0.0
 
     return OptimizerSchedule()
 

@@ -81,9 +81,10 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
     The authors' LeNet/MNIST settings (their code's defaults): ``lam=15, c=25, d=5,
     max_iter=5, overshoot=0.02``, batches of 100, ``optimizer__momentum=0.9,
     optimizer__nesterov=False, optimizer__weight_decay=5e-4, lr=5e-4`` for 5 epochs of
-    fine-tuning, the learning rate halved in the last one. Their inputs are 0-255 pixels
-    minus the training mean, so ``rho`` there is relative to those norms. No values for
-    the CIFAR-10 ConvNet could be retrieved; the LeNet values are the defaults.
+    fine-tuning, the learning rate halved in the last one; the biases are not decayed
+    (``optimizer__param_groups=[("*bias", {{"weight_decay": 0.0}})]``). Their inputs are
+    0-255 pixels minus the training mean, so ``rho`` there is relative to those norms. No
+    values for the CIFAR-10 ConvNet could be retrieved; the LeNet values are the defaults.
 
     Each training step costs ``max_iter + 1`` batched Jacobians of the logits and their
     second-order backward pass: tens of standard steps.
