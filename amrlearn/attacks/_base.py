@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 from ..utils import as_logit_fn, progress
 from ..utils._alarms import warn_if_stochastic
 from ..utils._compat import Interval
-from ..utils._inputs import as_input_tensor, as_labels, check_box, torch_generator
+from ..utils._inputs import as_input_tensor, check_box, torch_generator
 
 __all__ = ["Attack", "FixedEpsilonAttack", "MinimizationAttack"]
 
@@ -59,12 +59,10 @@ class Attack(BaseEstimator):
 
     def _batches(self, model, X, y):
         """Yield ``(fn, x_batch, y_batch, generator)`` in eval mode; restore the mode after."""
-        import torch
-
         self._validate_params()
         fn = as_logit_fn(model, self.device)
         X_t = as_input_tensor(X, fn.dtype)
-        y_t = torch.as_tensor(fn.label_index(as_labels(y, X_t.shape[0])))
+        y_t = fn.targets(y, X_t)
         check_box(X_t, getattr(self, "clip", None))
         generator = torch_generator(self.random_state, fn.device)
         with fn.eval_mode():

@@ -20,7 +20,7 @@ from .._paper import BOUND_BUDGET
 from ..utils import as_logit_fn, progress
 from ..utils._alarms import warn, warn_if_stochastic
 from ..utils._compat import Interval
-from ..utils._inputs import CLIP_CONSTRAINT, as_input_tensor, as_labels, check_clip, torch_generator
+from ..utils._inputs import CLIP_CONSTRAINT, as_input_tensor, check_clip, torch_generator
 from ..utils._math import uniform_l2_ball
 from ._linear import margins_from_scores
 
@@ -352,8 +352,10 @@ def margin_bounds(
         module that opts in with ``amrlearn_affine = True``).
     X : array-like or tensor of shape (n_samples, ...)
     y : array-like of shape (n_samples,), default=None
-        True labels, mapped through the model's ``classes_``. ``None`` treats every
-        prediction as right: the interval is then one on the unsigned distance.
+        True labels, mapped through the model's ``classes_``; a bare torch module has
+        none, so its labels must be the output indices ``0..n_outputs-1`` (anything else
+        is refused). ``None`` treats every prediction as right: the interval is then one
+        on the unsigned distance.
     upper, lower : bool, default=True
         Which bounds to compute: ``upper`` runs the attack, ``lower`` the Lipschitz
         estimate. An end of the interval whose bound was skipped is the trivial one
@@ -423,10 +425,13 @@ def margin_bounds(
     n = X_t.shape[0]
     with fn.eval_mode():
         warn_if_stochastic(fn, X_t[:8].to(fn.device), "margin_bounds")
-        y_pred = fn.index_label(_logits(fn, X_t, batch_size).argmax(1).numpy())
+        pred = _logits(fn, X_t, batch_size).argmax(1).numpy()
+    y_pred = fn.index_label(pred)
     sign = np.ones(n)
     if y is not None:
-        sign = np.where(y_pred == as_labels(y, n), 1.0, -1.0)
+        # Compared as column indices: a bare module's labels must be its output indices
+        # (no guess from strings), an estimator's are mapped through its classes_.
+        sign = np.where(pred == fn.targets(y, X_t).numpy(), 1.0, -1.0)
     exact = _affine_distances(fn, X_t) if fn.affine else None
 
     up, X_adv = None, None

@@ -35,10 +35,28 @@ def validate_constraints(estimator, constraints, params):
     validate_parameter_constraints(constraints, params, caller_name=type(estimator).__name__)
 
 
+def _check_classes(classes):
+    """skorch's ``classes=``: the label of each output column, sorted and distinct as
+    ``np.unique`` gives them (the order of the codes the module is trained on)."""
+    if classes is None or not len(classes):
+        return
+    c = np.asarray(classes)
+    try:
+        ok = c.ndim == 1 and bool(np.all(c[1:] > c[:-1]))
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            "classes must be the labels of the output columns, sorted and distinct as "
+            f"np.unique gives them (a fitted net's classes_), got {c.tolist()[:10]}."
+        )
+
+
 class FeatureMarginNet(NeuralNetClassifier):
     """Shared base: the paper's training settings, data and labels, ``feature_margins``."""
 
     _parameter_constraints = {
+        "classes": ["array-like", None],
         "data_on_device": ["boolean"],
         "feature_layer": [str, None],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
@@ -93,6 +111,7 @@ class FeatureMarginNet(NeuralNetClassifier):
             self._parameter_constraints,
             {name: getattr(self, name) for name in self._parameter_constraints},
         )
+        _check_classes(self.classes)
         if self.random_state is not None:
             # Weights, shuffling, dropout and PGD starts all draw from torch's global
             # generator: seeding it here makes a fit reproducible (skorch's own advice).
@@ -111,6 +130,7 @@ class FeatureMarginNet(NeuralNetClassifier):
         """Build ``module_`` and find the layer whose input is ``Phi(x)`` (``feature_layer_``)."""
         super().initialize_module()
         self.feature_layer_ = find_feature_layer(self.bare_module_, self.feature_layer)
+        self._features_checked = False  # logits == layer(features), at the first batch
         return self
 
     @property
@@ -186,13 +206,44 @@ class FeatureMarginNet(NeuralNetClassifier):
         """
         return _encode_labels(self.classes_, y)
 
+    def _output_classes(self):
+        """The label of each output column: ``classes_``, or ``None`` where the labels are
+        the codes themselves (a net fitted on a Dataset whose targets skorch cannot read).
+
+        Raises a ValueError where they are unknown: a net given parameters by
+        ``load_params`` but neither fitted nor built with ``classes=`` would otherwise
+        answer with the codes ``0..n_classes-1`` instead of the labels.
+        """
+        try:
+            return np.asarray(self.classes_)
+        except AttributeError:
+            if self.__dict__.get("_labels_are_codes", False):
+                return None
+            raise ValueError(
+                f"This {type(self).__name__} does not know its classes: it was not fitted, "
+                "and the parameters of load_params do not hold the labels. Build it with "
+                "the fitted net's labels, classes=[...] (its classes_), before initialize() "
+                "and load_params, or pickle the fitted net instead."
+            ) from None
+
     def _codes_to_labels(self, codes):
         codes = to_numpy(codes) if isinstance(codes, torch.Tensor) else np.asarray(codes)
+        classes = self._output_classes()
+        return codes if classes is None else classes[codes]
+
+    def _check_n_outputs(self, n_outputs):
+        """Refuse a module whose number of outputs is not the number of classes, before
+        a loss indexes its logits with a class code (torch's "Target 2 is out of bounds")."""
         try:
             classes = self.classes_
-        except AttributeError:  # trained on a Dataset without known classes
-            return codes
-        return np.asarray(classes)[codes]
+        except AttributeError:  # a Dataset without known classes: nothing to check
+            return
+        if n_outputs != len(classes):
+            raise ValueError(
+                f"The module has {n_outputs} outputs but y has {len(classes)} classes "
+                f"(classes_={np.asarray(classes).tolist()[:10]}); give the module one output "
+                f"per class (e.g. module__n_classes={len(classes)})."
+            )
 
     # ------------------------------------------------------------------- data
     def check_data(self, X, y):
@@ -207,7 +258,13 @@ class FeatureMarginNet(NeuralNetClassifier):
             if n_x is not None and n_x != len(y):
                 raise ValueError(f"X has {n_x} samples but y has {len(y)}.")
         super().check_data(X, y)  # sets classes_ to np.unique(y)
-        if y is not None and len(self.classes_) < 2:
+        try:
+            n_classes = len(self.classes_)
+        except AttributeError:  # a Dataset of codes whose targets skorch cannot read
+            self._labels_are_codes = True
+            return
+        self._labels_are_codes = False
+        if y is not None and n_classes < 2:
             raise ValueError("The training data contain a single class; need at least two.")
 
     def get_dataset(self, X, y=None):
@@ -237,16 +294,7 @@ class FeatureMarginNet(NeuralNetClassifier):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits = logits_of(y_pred)
-        try:
-            n_classes = len(self.classes_)
-        except AttributeError:  # a Dataset without known classes: nothing to check
-            n_classes = logits.shape[1]
-        if logits.shape[1] != n_classes:
-            raise ValueError(
-                f"The module has {logits.shape[1]} outputs but y has {n_classes} classes "
-                f"{self.classes_.tolist()}; give the module one output per class (e.g. "
-                f"module__n_classes={n_classes})."
-            )
+        self._check_n_outputs(logits.shape[1])
         return super().get_loss(logits, y_true, X=X, training=training)
 
     def _logits_features_layer(self, y_pred, alternative=""):
@@ -270,7 +318,46 @@ class FeatureMarginNet(NeuralNetClassifier):
         layer = self._feature_layer_module()
         if layer is None or tuple(layer.weight.shape) != shape:
             layer = last_linear_layer(self.bare_module_, shape[1], shape[0])
+        if not self.__dict__.get("_features_checked", False):
+            self._check_layer_makes_logits(logits, features, layer)
+            self._features_checked = True
         return logits, features, layer
+
+    def _check_layer_makes_logits(self, logits, features, layer):
+        """Refuse a layer whose output on the features is not the logits.
+
+        The layer is found by name or by shape only; if it does not produce the logits
+        (a second head of the same shape, logits scaled after the layer), eq. (14) would
+        normalize by the wrong weights. Checked once, on the first batch, in float64 on
+        the CPU: each logit must be within ``tol * sum_j |w_kj phi_j| + |b_k|`` of the
+        layer's output, ``tol = max(2e-3, 4 eps)`` for the logits' dtype (rounding of a
+        float32 or TF32 product, or of half precision).
+        """
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            z = logits.detach().cpu().double()
+            phi = features.detach().cpu().double().flatten(1)
+            W = layer.weight.detach().cpu().double()
+            b = torch.zeros(W.shape[0], dtype=W.dtype) if layer.bias is None else layer.bias
+            b = b.detach().cpu().double()
+            gap = (z - (phi @ W.T + b)).abs()
+            scale = phi.abs() @ W.abs().T + b.abs()
+        tol = max(2e-3, 4 * torch.finfo(logits.dtype).eps)
+        if bool((gap <= tol * scale).all()):
+            return
+        name = next((n for n, m in self.bare_module_.named_modules() if m is layer), "?")
+        how = (
+            f"feature_layer={self.feature_layer!r}"
+            if self.feature_layer == name
+            else f"the layer {name!r}, found by its shape (feature_layer={self.feature_layer!r})"
+        )
+        linear = [n for n, m in self.bare_module_.named_modules() if isinstance(m, torch.nn.Linear)]
+        raise ValueError(
+            "The module returns (logits, features), but the logits are not the output, on "
+            f"the features, of {how} (largest gap {float(gap.max()):.3g}): eq. (14) would "
+            "normalize the margin by the wrong weights. Name the torch.nn.Linear layer that "
+            f"produces the logits with feature_layer='...' (the linear layers are {linear}), "
+            "or return the logits of that layer unchanged."
+        )
 
     def feature_margins(self, X, y=None):
         """Signed feature-space margins of eq. (14), one per sample.
@@ -321,7 +408,11 @@ class FeatureMarginNet(NeuralNetClassifier):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self._codes_to_labels(super().predict(X))
+        proba = self.predict_proba(X)
+        classes = self._output_classes()
+        if classes is not None:
+            self._check_n_outputs(proba.shape[1])
+        return self._codes_to_labels(proba.argmax(axis=1))
 
 
 NET_PARAMS_DOC = """
@@ -356,6 +447,12 @@ NET_PARAMS_DOC = """
     random_state : int or None, default=None
         Seeds torch's global generator (``torch.manual_seed``) when the net is
         initialized, so that two fits with the same seed give the same weights.
+    classes : array-like or None, default=None
+        skorch's: the label of each output column, sorted and distinct (a fitted net's
+        ``classes_``). ``None`` takes them from ``y`` in ``fit``. ``save_params`` keeps
+        the module's weights only, so a net that receives them by ``initialize()`` and
+        ``load_params`` is built with ``classes=fitted.classes_``; without them its
+        ``predict`` raises rather than answer with the codes ``0..n_classes-1``.
     **kwargs
         Every other parameter of :class:`skorch.NeuralNetClassifier` (``max_epochs``,
         ``device``, ``callbacks``, ``verbose``, ``iterator_train__shuffle``...).

@@ -7,9 +7,9 @@ hook on that layer during the net's own forward pass: no second pass, and the ho
 only for the duration of that pass.
 """
 
-import contextlib
-
 import torch
+
+from ..utils._torch import eval_mode  # the one helper, shared with the attacks
 
 __all__ = ["bare_module", "eval_mode", "find_feature_layer", "forward_with_features"]
 
@@ -139,28 +139,3 @@ def forward_with_features(forward, layer, x):
     if produced is out or (produced.shape == out.shape and torch.equal(produced, out)):
         return out, seen["features"]
     return out
-
-
-@contextlib.contextmanager
-def eval_mode(module):
-    """Put ``module`` in eval mode for the block, then give every submodule its mode back.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from amrlearn.neural._features import eval_mode
-    >>> net = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.BatchNorm1d(2).eval())
-    >>> with eval_mode(net):
-    ...     net.training
-    False
-    >>> net.training, net[1].training
-    (True, False)
-    """
-    modes = [(m, m.training) for m in module.modules()]  # parents before children
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, mode in modes:
-            if m.training != mode:
-                m.train(mode)  # through train(), which a module may override

@@ -400,7 +400,9 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
         module = self.bare_module_
 
         def logit_fn(inp):
-            return logits_of(module(inp, **fit_params))
+            logits = logits_of(module(inp, **fit_params))
+            self._check_n_outputs(logits.shape[1])  # before the attack's loss indexes it
+            return logits
 
         # The attack sees the deterministic network (no dropout, frozen batch-norm
         # statistics); gradients it may leave on the parameters are cleared.

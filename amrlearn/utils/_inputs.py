@@ -48,9 +48,12 @@ def check_clip(clip):
 def as_input_tensor(X, dtype):
     """``X`` as a detached tensor of ``dtype``, shaped ``(n_samples, ...)``, finite.
 
+    A ``scipy.sparse`` matrix is made dense, as the nets do (torch layers take dense
+    input); a pandas DataFrame gives its values.
+
     Parameters
     ----------
-    X : array-like or tensor of shape (n_samples, ...)
+    X : array-like, sparse matrix or tensor of shape (n_samples, ...)
     dtype : torch.dtype
 
     Returns
@@ -60,11 +63,27 @@ def as_input_tensor(X, dtype):
     Raises
     ------
     ValueError
-        If ``X`` has fewer than 2 dimensions, no sample, or a NaN or infinite value.
+        If ``X`` is not numeric, has fewer than 2 dimensions, no sample, or a NaN or
+        infinite value.
+
+    Examples
+    --------
+    >>> import scipy.sparse, torch
+    >>> from amrlearn.utils._inputs import as_input_tensor
+    >>> as_input_tensor(scipy.sparse.eye(2, format="csr"), torch.float32)
+    tensor([[1., 0.],
+            [0., 1.]])
     """
+    import scipy.sparse
     import torch
 
-    X_t = X if torch.is_tensor(X) else torch.as_tensor(np.asarray(X))
+    if scipy.sparse.issparse(X):
+        X = X.toarray()
+    if not torch.is_tensor(X):
+        X = np.asarray(X)
+        if X.dtype.kind not in "biufc":
+            raise ValueError(f"X must be numeric, got an array of dtype {X.dtype}.")
+    X_t = X if torch.is_tensor(X) else torch.as_tensor(X)
     X_t = X_t.detach()
     if X_t.dim() < 2:
         raise ValueError(f"X must have shape (n_samples, ...), got shape {tuple(X_t.shape)}.")

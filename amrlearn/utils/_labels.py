@@ -8,6 +8,12 @@ import numpy as np
 __all__ = ["label_index"]
 
 
+def _describe(y):
+    if y.dtype.kind in "iu":
+        return f"the negative label {int(y.min())}"
+    return f"labels of dtype {y.dtype} such as {np.ravel(y)[:3].tolist()}"
+
+
 def label_index(classes, y):
     """Index of each label of ``y`` in the sorted array ``classes`` (an estimator's ``classes_``).
 
@@ -43,8 +49,10 @@ def label_index(classes, y):
     if classes is None:
         if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
             raise ValueError(
-                "This model's outputs are indexed by class number: y must hold integer "
-                f"labels 0..n_classes-1, got dtype {y.dtype}."
+                "This model has no classes_ (a bare torch module): its outputs are indexed "
+                "by class number, so y must hold integer labels 0..n_outputs-1, got "
+                f"{_describe(y)}. Encode the labels, or name the label of each output with "
+                "as_logit_fn(module, classes=[...])."
             )
         return y.astype(np.int64)
     classes = np.asarray(classes)

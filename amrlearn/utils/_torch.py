@@ -12,9 +12,44 @@ import sys
 import numpy as np
 
 from ._affine import pipeline_affine
+from ._inputs import as_labels
 from ._labels import label_index
 
-__all__ = ["LogitFunction", "as_logit_fn", "is_affine_module"]
+__all__ = ["LogitFunction", "as_logit_fn", "eval_mode", "is_affine_module"]
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """Put ``module`` in eval mode for the block, then give every submodule its mode back.
+
+    ``module.train(mode)`` would set one mode for the whole tree: a submodule frozen in
+    eval mode under a root in train mode (a frozen batch norm in fine-tuning) would come
+    back in train mode. The mode of every submodule is recorded and restored instead.
+    The one helper of the attacks, the bounds and the nets.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Examples
+    --------
+    >>> import torch
+    >>> from amrlearn.utils._torch import eval_mode
+    >>> net = torch.nn.Sequential(torch.nn.Dropout(), torch.nn.BatchNorm1d(2).eval())
+    >>> with eval_mode(net):
+    ...     net.training, net[1].training
+    (False, False)
+    >>> net.training, net[0].training, net[1].training
+    (True, True, False)
+    """
+    modes = [(m, m.training) for m in module.modules()]  # parents before children
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, mode in modes:
+            if m.training != mode:
+                m.train(mode)  # through train(), which a module may override
 
 
 class LogitFunction:
@@ -57,6 +92,7 @@ class LogitFunction:
         self.affine = bool(affine) or linear is not None
         self.dtype = torch.float32 if dtype is None else dtype
         self._weights = {}
+        self._n_outputs = {}
 
     def __call__(self, x):
         out = self._forward(x)
@@ -66,17 +102,87 @@ class LogitFunction:
 
     @contextlib.contextmanager
     def eval_mode(self):
-        """Put the module in eval mode for the block, then restore its previous mode."""
-        module = self.module
-        if module is None:
+        """Put the module in eval mode for the block, then give every submodule its mode
+        back (see :func:`eval_mode`)."""
+        if self.module is None:
             yield self
             return
-        was_training = module.training
-        module.eval()
-        try:
+        with eval_mode(self.module):
             yield self
-        finally:
-            module.train(was_training)
+
+    def n_outputs(self, X):
+        """The number of logit columns, from one forward pass of a sample of ``X`` in
+        eval mode (read off the weights of a linear model); cached per input shape."""
+        import torch
+
+        if self.linear is not None:
+            return self.linear[0].shape[0]
+        shape = tuple(X.shape[1:])
+        if shape not in self._n_outputs:
+            with self.eval_mode(), torch.no_grad():
+                out = self(X[:1].to(self.device, self.dtype))
+            self._n_outputs[shape] = int(out.shape[-1])
+        return self._n_outputs[shape]
+
+    def targets(self, y, X):
+        """The column index of each label of ``y``, checked against the model's outputs.
+
+        The one way from labels to targets of attacks and bounds: labels are mapped
+        through ``classes`` (:meth:`label_index`; without ``classes``, they must be the
+        integers ``0..n_outputs-1``), and an index beyond the model's last output is
+        refused before any loss indexes the logits with it.
+
+        Parameters
+        ----------
+        y : array-like or tensor of shape (n_samples,)
+        X : tensor of shape (n_samples, ...)
+            The inputs; a sample gives the number of outputs (:meth:`n_outputs`).
+
+        Returns
+        -------
+        y_index : tensor of int64 of shape (n_samples,), on the CPU
+
+        Raises
+        ------
+        ValueError
+            If ``y`` has the wrong shape, holds a label the model does not know, or a
+            label whose column index is not below the number of outputs.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from amrlearn.utils import as_logit_fn
+        >>> fn = as_logit_fn(torch.nn.Linear(3, 2))
+        >>> fn.targets([1, 0], torch.zeros(2, 3)).tolist()
+        [1, 0]
+        >>> fn.targets([2, 0], torch.zeros(2, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: y holds the labels [2], but the model has 2 outputs: ...
+        """
+        import torch
+
+        y = as_labels(y, X.shape[0])
+        idx = self.label_index(y)
+        n_out = self.n_outputs(X)
+        bad = idx >= n_out
+        if np.any(bad):
+            labels = np.unique(y[bad])[:5].tolist()
+            if self.classes is None:
+                why = (
+                    f"without classes, a label is the index of an output, 0..{n_out - 1} "
+                    "(for other labels, give as_logit_fn(module, classes=[...]))."
+                )
+            else:
+                why = (
+                    f"their columns in classes {self.classes.tolist()[:10]} are "
+                    f"{sorted(set(idx[bad].tolist()))[:5]}; give the module one output per "
+                    f"class ({len(self.classes)})."
+                )
+            raise ValueError(
+                f"y holds the labels {labels}, but the model has {n_out} outputs: {why}"
+            )
+        return torch.as_tensor(idx)
 
     def affine_weights(self, X):
         """``(coef, intercept)`` (float64) with ``logits(x) == x.flatten() @ coef.T + intercept``.
@@ -287,7 +393,8 @@ def as_logit_fn(model, device=None, *, classes=None):
           returns a tuple such as ``(logits, features)``;
         - a fitted skorch net: its ``module_`` on ``net.device`` (reshaping the input is
           the module's job); logit column ``k`` is the label ``classes_[k]`` where the
-          net has ``classes_``;
+          net has ``classes_`` (an amrlearn net given its weights by ``load_params``
+          without ``classes=`` is refused: its labels are unknown);
         - a fitted linear estimator with ``coef_`` and ``intercept_`` (scikit-learn or
           amrlearn): the logits ``X @ coef_.T + intercept_``, computed in float64. A
           binary ``coef_`` of shape (1, d) gives two logits ``[0, w.x + b]``, so that
@@ -305,7 +412,8 @@ def as_logit_fn(model, device=None, *, classes=None):
         moved there in place (``module.to(device)``).
     classes : array-like of shape (n_classes,), default=None
         For a bare ``torch.nn.Module`` only: the sorted label of each output column
-        (``None``: the labels are the column indices). Estimators use their ``classes_``.
+        (``None``: the labels are the column indices, and any other label is refused).
+        Estimators use their ``classes_``.
 
     Returns
     -------
@@ -347,10 +455,14 @@ def as_logit_fn(model, device=None, *, classes=None):
     if _is_skorch_net(model):
         if not getattr(model, "initialized_", False) or not hasattr(model, "module_"):
             raise ValueError(f"This {type(model).__name__} is not initialized: fit it first.")
-        try:
-            net_classes = model.classes_
-        except AttributeError:
-            net_classes = None
+        output_classes = getattr(model, "_output_classes", None)
+        if output_classes is not None:  # amrlearn's nets: refuses unknown classes
+            net_classes = output_classes()
+        else:
+            try:
+                net_classes = model.classes_
+            except AttributeError:
+                net_classes = None
         dev = device if device is not None else model.device
         return _module_fn(model.module_, dev, net_classes)
     from sklearn.pipeline import Pipeline
