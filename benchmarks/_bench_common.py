@@ -179,28 +179,41 @@ def interleaved_fits(makers, X, y, repeats):
 
 
 def train_table1_net(model, method, *, cache=None, device="cpu"):
-    """A net of the quick Table 1 on MNIST, trained with the table's own recipe.
+    """A net of the quick Table 1 on MNIST, trained with the table's own recipe
+    (:func:`train_quick_net` with ``experiment="table1"``)."""
+    return train_quick_net("table1", model, method, cache=cache, device=device)
 
-    Trains ``(mnist, model, method)`` exactly as ``amrlearn reproduce table1 --quick``
+
+def train_quick_net(experiment, model, method, *, cache=None, device="cpu"):
+    """A net of a quick table on MNIST, trained with the table's own recipe.
+
+    Trains ``(mnist, model, method)`` exactly as ``amrlearn reproduce <experiment> --quick``
     does (its configuration, data subset, seed and :func:`build_net`), without the
     margin tracking. ``cache``: a folder where the trained weights are kept, so that a
     rerun of a benchmark skips the training.
 
+    Parameters
+    ----------
+    experiment : {"table1", "table2"}
+    model, method : str
+        A model and a method of that table (``"LeNet"``, ``"Adv"``, ...).
+
     Returns
     -------
-    net : fitted AMRNeuralNetClassifier
+    net : fitted skorch net of the table
     data : dict
         ``X_train``, ``y_train``, ``X_test``, ``y_test`` (images).
     config : dict
         The quick configuration.
     """
+    import importlib
+
     import torch
 
-    from amrlearn.experiments import table1
     from amrlearn.experiments._recipe import build_net, n_epochs
     from amrlearn.experiments._runner import load_split, seeded
 
-    config = table1.default_config("quick")
+    config = importlib.import_module(f"amrlearn.experiments.{experiment}").default_config("quick")
     data = load_split("mnist", config, flatten=False)
     device = torch.device(device)
     with seeded(config["seed"], deterministic=device.type == "cpu"):
@@ -212,10 +225,12 @@ def train_table1_net(model, method, *, cache=None, device="cpu"):
             data,
             device,
             callbacks=[],
-            max_epochs=n_epochs(config, model),
+            max_epochs=n_epochs(config, model, method),
         )
-        path = None if cache is None else Path(cache) / f"table1_quick_mnist_{model}_{method}.pt"
+        name = f"{experiment}_quick_mnist_{model}_{method}.pt".replace(" ", "_")
+        path = None if cache is None else Path(cache) / name
         if path is not None and path.exists():
+            net.set_params(classes=np.unique(data["y_train"]))
             net.initialize()
             net.module_.load_state_dict(torch.load(path, map_location=device))
         else:

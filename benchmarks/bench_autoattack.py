@@ -1,33 +1,54 @@
 """amrlearn ``robust_accuracy(attack="auto")`` against torchattacks' AutoAttack (L2, standard).
 
-The models are the quick Table 1 MNIST MLP and CNN, trained with Std and AMR exactly as
-``amrlearn reproduce table1 --quick`` trains them; the points are the table's fixed test
-points (500 by default), the radii the paper's grid, and amrlearn's PGD budget the
-table's (MLP 200 x 0.05, CNN 100 x 0.05). AutoAttack (torchattacks 3.5.1, ``norm="L2"``,
-``version="standard"``: APGD-CE, APGD-T, FAB-T, Square) runs on the same net, the same
-points, in the same process, one eps after the other.
+The nets are those of the quick tables on MNIST, trained exactly as ``amrlearn reproduce
+table1 --quick`` and ``table2 --quick`` train them: by default the Table 1 MLP and CNN
+(Std and AMR), Table 2's PGD-trained LeNet (``Adv``, the hardest case for a cheap chain)
+and LeNetSmall trained with MMR. The points are the tables' fixed test points (500 by
+default), the radii the paper's grid. AutoAttack (torchattacks 3.5.1, ``norm="L2"``,
+``version="standard"``: APGD-CE, APGD-T, FAB-T, Square, each on the survivors of the ones
+before) runs on the same net and the same points, in the same process, one eps after the
+other.
 
-Per cell: amrlearn's ``"auto"`` and ``"pgd"`` accuracies and time (one call gives both),
-AutoAttack's accuracy and time, the samples that each one alone breaks, and (what decided
-APGD-T's place in ``"auto"``) the accuracy and time of the chain without it, cross-entropy
-PGD then logit-margin PGD. Targets: ``auto <= AutoAttack + 0.5 pp`` in every cell,
-and amrlearn's time at most half of AutoAttack's.
+Per net and eps: each side's robust accuracy, the samples that each side alone breaks,
+and what each attack of amrlearn's chain breaks (the chain's own study). Per net: each
+side's time, wall and CPU (one torch thread: CPU time is what a shared machine does not
+inflate). Targets: ``auto <= AutoAttack + 0.5 pp`` at every eps, and ``auto``'s time at
+most 0.2x AutoAttack's on every net.
 
-    PYTHONPATH=/path/to/torchattacks python benchmarks/bench_autoattack.py \
-        [--n-points 500] [--models MLP,CNN] [--methods Std,AMR] [--eps ...] [--cache DIR] \
-        [--threads 1] [--out FILE]
+``--chains`` compares other chains on the same points (``"old"`` is the chain of
+amrlearn 0.1's ``"auto"``: cross-entropy PGD, logit-margin PGD, APGD-T with 9 targets).
+``--cache DIR`` keeps the trained weights and AutoAttack's per-sample results, so that a
+rerun measures amrlearn's side alone against the same reference.
+
+    PYTHONPATH=/path/to/torchattacks python benchmarks/bench_autoattack.py \\
+        [--n-points 500] [--nets table1:MLP:Std,table2:LeNet:Adv] [--eps ...] \\
+        [--chains auto,old] [--cache DIR] [--threads 1] [--out FILE]
 """
 
+import functools
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from _bench_common import make_parser, train_table1_net, write_result
+from _bench_common import make_parser, train_quick_net, write_result
 
 from amrlearn.attacks import robust_accuracy
 from amrlearn.experiments._paper import EPS
 from amrlearn.experiments._recipe import per_model
 from amrlearn.experiments._runner import _fixed_points
+
+NETS = (
+    "table1:MLP:Std",
+    "table1:MLP:AMR",
+    "table1:CNN:Std",
+    "table1:CNN:AMR",
+    "table2:LeNet:Adv",
+    "table2:LeNetSmall:MMR",
+)
+#: amrlearn 0.1's "auto", for the before/after comparison.
+OLD_AUTO = ["pgd", "pgd-margin", "apgd-t"]
 
 
 class _Logits(torch.nn.Module):
@@ -42,98 +63,139 @@ class _Logits(torch.nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
 
-def _autoattack(torchattacks, logits, X, y, eps):
-    """AutoAttack's robust samples at ``eps``, its time, and its largest perturbation."""
+def _timed(call):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = call()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _autoattack(torchattacks, logits, X, y, eps, cache):
+    """AutoAttack's robust samples at ``eps`` and its wall and CPU seconds (cached)."""
+    if cache is not None and cache.exists():
+        rec = json.loads(cache.read_text())
+        return np.array(rec["robust"], dtype=bool), rec["wall_s"], rec["cpu_s"]
     aa = torchattacks.AutoAttack(
         logits, norm="L2", eps=eps, version="standard", n_classes=10, seed=0
     )
-    start = time.perf_counter()
-    X_adv = aa(X, y)
-    seconds = time.perf_counter() - start
+    X_adv, wall, cpu = _timed(lambda: aa(X, y))
     with torch.no_grad():
         robust = (logits(X_adv).argmax(1) == y).numpy()
-    return robust, seconds, float((X_adv.detach() - X).flatten(1).norm(dim=1).max())
+    assert float((X_adv.detach() - X).flatten(1).norm(dim=1).max()) <= eps * (1 + 1e-5)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"robust": robust.tolist(), "wall_s": wall, "cpu_s": cpu}))
+    return robust, wall, cpu
 
 
-def _cell(torchattacks, model, method, args):
-    net, data, config = train_table1_net(model, method, cache=args.cache)
+def _chain(name):
+    return OLD_AUTO if name == "old" else name.split("+")
+
+
+def _net(torchattacks, spec, args):
+    experiment, model, method = spec.split(":")
+    net, data, config = train_quick_net(experiment, model, method, cache=args.cache)
+    Xp, yp = _fixed_points(data["X_test"], data["y_test"], args.n_points, config["seed"])
+    X, y = torch.from_numpy(Xp), torch.from_numpy(yp)
+    eps = list(args.eps)
+    # The PGD stages of a chain (the old "auto") use the table's own PGD budget.
     pgd = per_model(config["pgd"], model)
     kw = dict(
         steps=pgd["steps"],
         step_size=pgd["step_size"]["mnist"],
-        batch_size=pgd["batch_size"],
+        batch_size=500,
         random_state=config["seed"],
     )
-    Xp, yp = _fixed_points(data["X_test"], data["y_test"], args.n_points, config["seed"])
-    X, y = torch.from_numpy(Xp), torch.from_numpy(yp)
-    eps = list(args.eps)
-    # The strong evaluation, and (for its cost and what APGD-T adds) the chain without it.
-    start = time.perf_counter()
-    two = robust_accuracy(
-        net, X, y, eps=eps, attack=["pgd", "pgd-margin"], return_details=True, **kw
-    )
-    t_two = time.perf_counter() - start
-    start = time.perf_counter()
-    auto = robust_accuracy(net, X, y, eps=eps, attack="auto", return_details=True, **kw)
-    t_auto = time.perf_counter() - start
     logits = _Logits(net.module_).eval()
-    rows = []
-    for i, e in enumerate(eps):
-        aa_robust, t_aa, aa_norm = _autoattack(torchattacks, logits, X, y, e)
-        ours, ours_two = auto.robust[:, i], two.robust[:, i]
-        row = {
-            "eps": e,
-            "amrlearn_pgd": float(auto.robust_by_attack["pgd"][:, i].mean()),
-            "amrlearn_pgd_margin": float(ours_two.mean()),
-            "amrlearn_auto": float(ours.mean()),
-            "autoattack": float(aa_robust.mean()),
-            "autoattack_s": t_aa,
-            "autoattack_max_norm": aa_norm,
-            "broken_by_autoattack_only": int(np.sum(ours & ~aa_robust)),
-            "broken_by_amrlearn_only": int(np.sum(~ours & aa_robust)),
-            "broken_by_autoattack_not_pgd_margin": int(np.sum(ours_two & ~aa_robust)),
-            "broken_by_apgd_t_after_pgd_margin": int(np.sum(ours_two & ~ours)),
+    with torch.no_grad():
+        correct = (logits(X).argmax(1) == y).numpy()
+    aa = []
+    for e in eps:
+        path = None
+        if args.cache is not None:
+            path = (
+                Path(args.cache) / f"autoattack_{spec.replace(':', '_')}_{args.n_points}_{e:g}.json"
+            )
+        aa.append(_autoattack(torchattacks, logits, X, y, e, path))
+    aa_robust = np.stack([r for r, _, _ in aa], axis=1)
+    aa_wall, aa_cpu = sum(w for _, w, _ in aa), sum(c for _, _, c in aa)
+    cell = {
+        "net": spec,
+        "n_points": len(yp),
+        "autoattack": {
+            "robust": aa_robust.mean(axis=0).tolist(),
+            "wall_s": aa_wall,
+            "cpu_s": aa_cpu,
+            "wall_s_per_eps": [w for _, w, _ in aa],
+        },
+        "chains": {},
+    }
+    for name in args.chains.split(","):
+        chain = _chain(name)
+        call = functools.partial(
+            robust_accuracy, net, X, y, eps=eps, attack=chain, return_details=True, **kw
+        )
+        res, wall, cpu = _timed(call)
+        per_eps = []
+        for i, e in enumerate(eps):
+            ours, theirs = res.robust[:, i], aa_robust[:, i]
+            prev, breaks = correct, {}
+            for attack, alive in res.robust_by_attack.items():
+                breaks[attack] = int(np.sum(prev & ~alive[:, i]))
+                prev = alive[:, i]
+            per_eps.append(
+                {
+                    "eps": e,
+                    "amrlearn": float(ours.mean()),
+                    "autoattack": float(theirs.mean()),
+                    "amrlearn_minus_autoattack_pp": 100 * float(ours.mean() - theirs.mean()),
+                    "broken_by_autoattack_only": int(np.sum(ours & ~theirs)),
+                    "broken_by_amrlearn_only": int(np.sum(~ours & theirs)),
+                    "broken_by_each_attack": breaks,
+                }
+            )
+        out = {
+            "attacks": res.attacks,
+            "clean": res.clean,
+            "per_eps": per_eps,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "cpu_ratio": cpu / aa_cpu,
+            "wall_ratio": wall / aa_wall,
+            "meets_accuracy_target": all(r["amrlearn_minus_autoattack_pp"] <= 0.5 for r in per_eps),
+            "meets_time_target": cpu <= 0.2 * aa_cpu,
         }
-        row["auto_minus_autoattack_pp"] = 100 * (row["amrlearn_auto"] - row["autoattack"])
-        row["meets_accuracy_target"] = row["auto_minus_autoattack_pp"] <= 0.5
-        rows.append(row)
+        cell["chains"][name] = out
         print(
-            f"  eps={e:g}: auto {row['amrlearn_auto']:.3f} (pgd {row['amrlearn_pgd']:.3f}, "
-            f"pgd+margin {row['amrlearn_pgd_margin']:.3f}) | AutoAttack "
-            f"{row['autoattack']:.3f} in {t_aa:.1f}s | AA only {row['broken_by_autoattack_only']}, "
-            f"amrlearn only {row['broken_by_amrlearn_only']}",
+            f"  {name}: cpu {cpu:.1f}s vs AutoAttack {aa_cpu:.1f}s -> {out['cpu_ratio']:.3f} "
+            f"(wall {wall:.1f}s vs {aa_wall:.1f}s)",
             flush=True,
         )
-    t_aa = sum(r["autoattack_s"] for r in rows)
-    cell = {
-        "model": model,
-        "method": method,
-        "n_points": len(yp),
-        "clean": auto.clean,
-        "pgd": kw,
-        "auto_attacks": auto.attacks,
-        "per_eps": rows,
-        "amrlearn_pgd_margin_s": t_two,
-        "amrlearn_auto_s": t_auto,
-        "autoattack_s": t_aa,
-        "time_ratio": t_auto / t_aa,
-        "meets_time_target": t_auto <= 0.5 * t_aa,
-    }
-    print(
-        f"  time: auto {t_auto:.1f}s (pgd+margin {t_two:.1f}s) vs AutoAttack {t_aa:.1f}s "
-        f"-> ratio {cell['time_ratio']:.3f}",
-        flush=True,
-    )
+        for r in per_eps:
+            print(
+                f"    eps={r['eps']:g}: {r['amrlearn']:.3f} vs AutoAttack {r['autoattack']:.3f} "
+                f"| AA only {r['broken_by_autoattack_only']}, amrlearn only "
+                f"{r['broken_by_amrlearn_only']} | {r['broken_by_each_attack']}",
+                flush=True,
+            )
     return cell
 
 
 def main(argv=None):
     parser = make_parser(__doc__)
-    parser.add_argument("--n-points", type=int, default=500, help="test points per model")
-    parser.add_argument("--models", default="MLP,CNN")
-    parser.add_argument("--methods", default="Std,AMR")
+    parser.add_argument("--n-points", type=int, default=500, help="test points per net")
+    parser.add_argument(
+        "--nets", default=",".join(NETS), help="experiment:model:method of the quick tables"
+    )
     parser.add_argument("--eps", type=float, nargs="+", default=list(EPS["mnist"]))
-    parser.add_argument("--cache", default=None, help="folder that keeps the trained weights")
+    parser.add_argument(
+        "--chains",
+        default="auto",
+        help="comma-separated chains of amrlearn's side: 'auto', 'old' (0.1's auto), or "
+        "attack names joined by '+'",
+    )
+    parser.add_argument(
+        "--cache", default=None, help="folder that keeps the weights and AutoAttack's results"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -145,36 +207,43 @@ def main(argv=None):
     import torchattacks
 
     torch.set_num_threads(args.threads)
-
     cells = []
-    for model in args.models.split(","):
-        for method in args.methods.split(","):
-            print(f"mnist/{model}/{method}", flush=True)
-            cells.append(_cell(torchattacks, model, method, args))
-            out = _summary(torchattacks, args, cells)  # written after every cell
-            write_result(out, "bench_autoattack", "cpu", args.out)
-    t = out["total"]
-    print(
-        f"total: auto {t['amrlearn_auto_s']:.1f}s vs AutoAttack {t['autoattack_s']:.1f}s "
-        f"-> ratio {t['time_ratio']:.3f}"
-    )
+    for spec in args.nets.split(","):
+        print(spec, flush=True)
+        cells.append(_net(torchattacks, spec, args))
+        out = _summary(torchattacks, args, cells)  # written after every net
+        write_result(out, "bench_autoattack", "cpu", args.out)
+    for name, t in out["total"].items():
+        print(f"total {name}: cpu ratio {t['cpu_ratio']:.3f}, wall ratio {t['wall_ratio']:.3f}")
     return out
 
 
 def _summary(torchattacks, args, cells):
-    t_auto = sum(c["amrlearn_auto_s"] for c in cells)
-    t_aa = sum(c["autoattack_s"] for c in cells)
+    total = {}
+    for name in args.chains.split(","):
+        cpu = sum(c["chains"][name]["cpu_s"] for c in cells)
+        aa = sum(c["autoattack"]["cpu_s"] for c in cells)
+        wall = sum(c["chains"][name]["wall_s"] for c in cells)
+        aa_wall = sum(c["autoattack"]["wall_s"] for c in cells)
+        total[name] = {
+            "cpu_s": cpu,
+            "autoattack_cpu_s": aa,
+            "cpu_ratio": cpu / aa,
+            "wall_ratio": wall / aa_wall,
+            "all_nets_meet_accuracy_target": all(
+                c["chains"][name]["meets_accuracy_target"] for c in cells
+            ),
+            "all_nets_meet_time_target": all(c["chains"][name]["meets_time_target"] for c in cells),
+        }
     return {
         "peer": f"torchattacks=={torchattacks.__version__}",
         "peer_attack": "AutoAttack(norm='L2', version='standard')",
         "n_points": args.n_points,
         "eps": args.eps,
-        "timing": f"one run each, in the same process, {args.threads} torch thread(s)",
+        "timing": f"one run each, in the same process, {args.threads} torch thread(s); "
+        "CPU seconds (process time) and wall seconds",
         "cells": cells,
-        "all_cells_meet_accuracy_target": all(
-            r["meets_accuracy_target"] for c in cells for r in c["per_eps"]
-        ),
-        "total": {"amrlearn_auto_s": t_auto, "autoattack_s": t_aa, "time_ratio": t_auto / t_aa},
+        "total": total,
     }
 
 

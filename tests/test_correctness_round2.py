@@ -204,11 +204,6 @@ def test_fit_on_a_dataset_of_codes_still_predicts_codes():
     assert set(_lr().fit(Dataset(X, y), None).predict(X)) <= {0, 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="robust_accuracy still maps labels with label_index alone: the lead replaces it "
-    "with fn.targets(y, X_t) in attacks/_robust.py; then drop this marker",
-)
 def test_robust_accuracy_refuses_labels_beyond_the_outputs():
     X, _ = _data()
     with pytest.raises(ValueError, match=r"labels \[2\].*2 outputs"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from amrlearn.attacks import APGD, DDN, L2PGD, robust_accuracy
+from amrlearn.attacks import APGD, AUTO_ATTACKS, DDN, FMN, L2PGD, robust_accuracy
 from amrlearn.exceptions import EvaluationWarning
 from amrlearn.metrics import (
     linear_margins,
@@ -47,8 +47,10 @@ PGD_KW = dict(steps=20, step_size=0.05, random_state=0)
 def test_auto_gives_pgd_and_auto_in_one_call_with_auto_below_pgd_per_sample(mlp, digits):
     X, y = digits[0][:100], digits[1][:100]
     grid = [0.0, 0.3, 0.6, 1.0]
-    res = robust_accuracy(mlp, X, y, eps=grid, attack="auto", return_details=True, **PGD_KW)
-    assert res.attacks == ["pgd", "pgd-margin", "apgd-t"]
+    res = robust_accuracy(
+        mlp, X, y, eps=grid, attack=["pgd", "auto"], return_details=True, **PGD_KW
+    )
+    assert res.attacks == ["pgd", "fmn", "apgd-ce", "apgd-t3"]
     pgd = res.robust_by_attack["pgd"]
     assert not np.any(res.robust & ~pgd), "a sample robust under auto must be under pgd"
     # Robust at a radius implies robust at every smaller one.
@@ -60,8 +62,62 @@ def test_auto_gives_pgd_and_auto_in_one_call_with_auto_below_pgd_per_sample(mlp,
     np.testing.assert_array_equal(res.accuracy_by_attack["pgd"], alone)
     # The default return value is the chain's accuracy.
     np.testing.assert_array_equal(
-        robust_accuracy(mlp, X, y, eps=grid, attack="auto", **PGD_KW), res.accuracy
+        robust_accuracy(mlp, X, y, eps=grid, attack=["pgd", "auto"], **PGD_KW), res.accuracy
     )
+    # "auto" alone is the strong chain, without the paper's attack.
+    auto = robust_accuracy(mlp, X, y, eps=grid, attack="auto", return_details=True, **PGD_KW)
+    assert auto.attacks == list(AUTO_ATTACKS) == ["fmn", "apgd-ce", "apgd-t3"]
+
+
+def test_min_norm_stage_runs_once_and_breaks_at_every_eps_above_its_distance(
+    mlp, digits, monkeypatch
+):
+    X, y = digits[0][:60], digits[1][:60]
+    grid = [0.0, 0.2, 0.4, 0.8, 1.6]
+    calls = []
+    run = FMN.run
+
+    def counting(self, fn, x, y, **kw):
+        calls.append(x.shape[0])
+        return run(self, fn, x, y, **kw)
+
+    monkeypatch.setattr(FMN, "run", counting)
+    res = robust_accuracy(mlp, X, y, eps=grid, attack="fmn", return_details=True, batch_size=64)
+    assert len(calls) == 1, "the minimum-norm attack runs once across the grid"
+    monkeypatch.setattr(FMN, "run", run)
+    # Its accuracy at each eps is that of its distances: the same FMN alone.
+    _, dist = FMN(steps=100, random_state=0)(mlp, X, y)
+    np.testing.assert_array_equal(res.accuracy, [(dist > e).mean() for e in grid])
+    # In a chain it only sees the survivors of the attacks before it, and never makes a
+    # sample robust again.
+    chain = robust_accuracy(
+        mlp, X, y, eps=grid, attack=["pgd", "fmn"], return_details=True, **PGD_KW
+    )
+    assert not np.any(chain.robust & ~chain.robust_by_attack["pgd"])
+    assert not np.any(chain.robust[:, 1:] & ~chain.robust[:, :-1])
+
+
+def test_auto_is_sound_and_near_exact_on_a_linear_model(digits):
+    # Exact margins: "auto" never breaks a sample whose margin exceeds eps, and its
+    # minimum-norm stage finds the boundary of an affine model, so it is close to exact.
+    X, y = digits[0][:300], digits[1][:300]
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+    grid = [0.0, 0.1, 0.2, 0.4]
+    exact = linear_margins(clf, X, y)
+    res = robust_accuracy(clf, X, y, eps=grid, attack="auto", clip=None, return_details=True)
+    for i, e in enumerate(grid):
+        assert not np.any(~res.robust[:, i] & (exact > e * (1 + 1e-4)))
+    np.testing.assert_allclose(res.accuracy, [(exact > e).mean() for e in grid], atol=0.01)
+
+
+def test_targeted_apgd_names():
+    from amrlearn.attacks._robust import _named
+
+    pgd = dict(batch_size=8, device=None, verbose=0, random_state=0)
+    assert _named("apgd-t", pgd, None).n_targets == 9
+    assert _named("apgd-t3", pgd, None).n_targets == 3
+    with pytest.raises(ValueError, match="Unknown attack"):
+        _named("apgd-t0", pgd, None)
 
 
 def test_attack_instances_lists_and_the_older_loss_spelling(mlp, digits):
@@ -119,7 +175,7 @@ def test_gradient_masking_alarm_names_the_eps():
     net, X, y = _saturated()
     kw = dict(steps=50, step_size=0.05, random_start=False, random_state=0)
     with pytest.warns(EvaluationWarning, match=r"eps=0\.5 \(100\.0% -> 0\.0%\)"):
-        acc = robust_accuracy(net, X, y, eps=[0.05, 0.5], attack="auto", **kw)
+        acc = robust_accuracy(net, X, y, eps=[0.05, 0.5], attack=["pgd", "auto"], **kw)
     assert acc.tolist() == [1.0, 0.0]
 
 

@@ -373,7 +373,7 @@ def test_table1_medium_config_is_full_mnist_with_a_strong_evaluation():
     cfg = table1.default_config("medium")
     assert cfg["mode"] == "medium" and cfg["datasets"] == ["mnist"]
     assert cfg["n_train"] is None and cfg["batch_size"] == 128
-    assert cfg["pgd_loss"] == "auto"
+    assert cfg["pgd_loss"] == ["pgd", "auto"]
     for model in ("MLP", "CNN"):
         assert per_model(cfg["pgd"], model)["n_points"] >= 1000
         quick = table1.default_config("quick")

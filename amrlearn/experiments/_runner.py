@@ -198,16 +198,16 @@ def _measure(net, dataset, model, data, config, device):
             step_size = step_size[dataset]
         eps = [float(e) for e in config["eps"][dataset]]
 
-        # ``robust``: the strong evaluation ("auto", or the configuration's ``pgd_loss``
-        # chain), which the verdicts use; ``robust_pgd``: the paper's attack alone
-        # (cross-entropy PGD), which gradient masking can fool. One call gives both: the
-        # chain starts with the cross-entropy PGD, so robust <= robust_pgd per sample.
+        # ``robust``: the strong evaluation (the configuration's ``pgd_loss`` chain, the
+        # paper's PGD then "auto"), which the verdicts use; ``robust_pgd``: the chain's
+        # first attack alone (the paper's cross-entropy PGD), which gradient masking can
+        # fool. One call gives both, so robust <= robust_pgd per sample.
         res = robust_accuracy(
             net,
             Xp,
             yp,
             eps=eps,
-            attack=_attack_chain(config.get("pgd_loss", "auto")),
+            attack=_attack_chain(config.get("pgd_loss", ["pgd", "auto"])),
             steps=pgd["steps"],
             step_size=step_size,
             batch_size=pgd.get("batch_size", 256),

@@ -71,11 +71,11 @@ def default_config(mode="quick"):
         "models": list(MODELS),
         "methods": list(METHODS),
         **APPENDIX_F,
-        # The strong evaluation, robust_accuracy(attack="auto"): PGD on the
-        # cross-entropy (the paper's attack, also recorded alone as robust_pgd), then on
-        # the logit margin, whose gradient survives a saturated softmax, then APGD-T, so
+        # The evaluation, robust_accuracy(attack=["pgd", "auto"]): the paper's attack
+        # (cross-entropy PGD, recorded alone as robust_pgd), then the strong chain on its
+        # survivors (a minimum-norm FMN run once across the grid, APGD-CE, APGD-T), so
         # that gradient masking cannot pass for robustness.
-        "pgd_loss": "auto",
+        "pgd_loss": ["pgd", "auto"],
         "eps": {k: list(v) for k, v in EPS.items()},
         "device": "cpu",
         "seed": 0,
