@@ -1,8 +1,11 @@
 """The ``amrlearn`` command: a user's mistake is one clear line and a non-zero exit."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +154,43 @@ def test_help_lists_every_command_on_one_line(capsys):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(command + " "))
         assert len(line.split()) > 3, line  # the command and what it does
     assert all(name in text for name in EXPERIMENTS)
+
+
+# --- The Makefile's data home: ../shared/data only where it exists and the user set none --
+
+
+def _make_data_home(tmp_path, *, shared, env_value=None, command_line=None):
+    """$AMRLEARN_DATA as a recipe of the Makefile sees it, in a copy beside (or not) a
+    ``shared/data`` folder."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = tmp_path / ("with" if shared else "without")
+    repo = root / "repo"
+    repo.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).parents[1] / "Makefile", repo / "Makefile")
+    if shared:
+        (root / "shared" / "data").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env.pop("AMRLEARN_DATA", None)
+    if env_value is not None:
+        env["AMRLEARN_DATA"] = env_value
+    show = 'show-data-home: ; @printf "[%s]\\n" "$$AMRLEARN_DATA"'
+    argv = ["make", "-s", "-C", str(repo), f"--eval={show}", "show-data-home"]
+    if command_line is not None:
+        argv.append(f"AMRLEARN_DATA={command_line}")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip(), root
+
+
+def test_makefile_points_at_shared_data_only_where_it_exists(tmp_path):
+    seen, root = _make_data_home(tmp_path, shared=True)
+    assert seen == f"[{root / 'shared' / 'data'}]"  # make test and .ci/run beside shared/
+    seen, _ = _make_data_home(tmp_path, shared=False)
+    assert seen == "[]"  # get_data_home's own default: ~/amrlearn_data
+
+
+def test_makefile_keeps_the_users_data_home(tmp_path):
+    for shared in (True, False):
+        assert _make_data_home(tmp_path, shared=shared, env_value="/mine")[0] == "[/mine]"
+        assert _make_data_home(tmp_path, shared=shared, command_line="/cli")[0] == "[/cli]"
