@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -194,3 +195,144 @@ def test_makefile_keeps_the_users_data_home(tmp_path):
     for shared in (True, False):
         assert _make_data_home(tmp_path, shared=shared, env_value="/mine")[0] == "[/mine]"
         assert _make_data_home(tmp_path, shared=shared, command_line="/cli")[0] == "[/cli]"
+
+
+# --- Refusals: what the command cannot do is one line, before any training ---------------
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Record the calls of ``run_experiment`` instead of running anything."""
+    import amrlearn.experiments
+
+    calls = []
+    monkeypatch.setattr(
+        amrlearn.experiments, "run_experiment", lambda name, **kw: calls.append((name, kw))
+    )
+    return calls
+
+
+def _cpu_only(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("name", ["table1", "table2", "figures"])
+def test_full_on_the_cpu_is_refused_unless_insisted_on(name, tmp_path, capsys, monkeypatch, no_run):
+    _cpu_only(monkeypatch)
+    for device in ("cpu", "auto"):
+        status, _, err = _run(
+            capsys, "reproduce", name, "--full", "--device", device, "--out", str(tmp_path)
+        )
+        assert status == 2
+        line = _one_error_line(err)
+        assert "--full" in line and "GPU" in line and "--allow-cpu" in line
+    assert no_run == []
+    status, _, err = _run(capsys, "reproduce", name, "--full", "--allow-cpu")
+    assert status == 0 and no_run[-1][1]["mode"] == "full" and no_run[-1][1]["device"] == "cpu"
+
+
+def test_figure1_full_runs_on_the_cpu(capsys, monkeypatch, no_run):
+    """Figure 1 is numpy logistic regression: --full takes about a minute on a CPU."""
+    _cpu_only(monkeypatch)
+    status, _, err = _run(capsys, "reproduce", "figure1", "--full")
+    assert status == 0 and err == "" and no_run[-1][1]["mode"] == "full"
+
+
+def test_jobs_for_figure1_is_refused(tmp_path, capsys, no_run):
+    status, _, err = _run(capsys, "reproduce", "figure1", "--jobs", "2", "--out", str(tmp_path))
+    assert status == 2
+    assert "--jobs" in _one_error_line(err) and "figure1" in err
+    assert no_run == []
+    assert _run(capsys, "reproduce", "figure1", "--jobs", "1")[0] == 0
+
+
+def test_run_experiment_refuses_jobs_for_figure1(tmp_path):
+    from amrlearn.experiments import run_experiment
+
+    with pytest.raises(ValueError, match="figure1 runs in one process"):
+        run_experiment("figure1", n_jobs=2, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_device_names_the_choices(tmp_path, capsys, no_run):
+    for device in ("tpu", "gpu", "cuda:x"):
+        status, _, err = _run(capsys, "reproduce", "table1", "--device", device)
+        assert status == 2
+        line = _one_error_line(err)
+        assert f"--device {device}" in line and all(d in line for d in ("cpu", "cuda", "auto"))
+        assert "mkldnn" not in line and "privateuseone" not in line
+    assert no_run == []
+
+
+def test_verbose_bare_or_with_a_number(capsys, no_run):
+    for argv, level in (
+        (["--verbose", "0"], 0),
+        (["--verbose=2"], 2),
+        ([], 1),
+        (["--verbose"], 1),
+        (["--verbose", "0", "--verbose"], 1),
+        (["--verbose", "--seed", "4"], 1),
+    ):
+        assert _run(capsys, "reproduce", "table2", *argv)[0] == 0
+        assert no_run[-1][1]["verbose"] == level, argv
+    # Bare, before the experiment's name: that name is not taken for a level.
+    assert _run(capsys, "reproduce", "--verbose", "table2")[0] == 0
+    assert no_run[-1][0] == "table2" and no_run[-1][1]["verbose"] == 1
+
+
+def test_every_option_has_help_and_a_stated_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--help"])
+    text = capsys.readouterr().out
+    options = text.split("options:")[1].split("scales:")[0]
+    # Each option line carries its help text (continuation lines start deeper).
+    for line in options.splitlines():
+        if line.strip().startswith("-"):
+            assert len(line.split("  ", 2)) > 1 and line.split("  ")[-1].strip(), line
+    for option, default in (
+        ("--device", "cpu"),
+        ("--seed", "0"),
+        ("--jobs", "1"),
+        ("--verbose", "1"),
+        ("--out", "amrlearn_output/<name>"),
+    ):
+        block = re.search(rf"\n  {option}\b.*(\n {{4,}}\S.*)*", options).group(0)
+        assert f"default: {default}" in " ".join(block.split()), (option, block)
+    assert "(default: None)" not in text
+
+
+def test_cell_count_agrees_with_the_progress_bar(tmp_path, capsys, monkeypatch):
+    """A --full run announces the cells it will run, not those skipped for lack of data."""
+    import amrlearn.utils
+    from amrlearn.datasets import DatasetNotFoundError
+    from amrlearn.experiments import _runner, table1
+
+    def load_split(dataset, config, *, flatten):
+        if dataset == "cifar10":
+            raise DatasetNotFoundError("no CIFAR-10")
+        return {}
+
+    totals = []
+    real_progress = amrlearn.utils.progress
+
+    def progress(iterable=None, **kw):
+        totals.append(len(iterable) if iterable is not None else kw["total"])
+        return real_progress(iterable, **{**kw, "verbose": 0})
+
+    monkeypatch.setattr(_runner, "load_split", load_split)
+    monkeypatch.setattr(_runner, "train_cell", lambda *a, **kw: {"clean": 1.0})
+    monkeypatch.setattr(_runner, "_cell_seconds", lambda cells, config: dict.fromkeys(cells, 1.0))
+    monkeypatch.setattr(amrlearn.utils, "progress", progress)
+    config = table1.default_config("full")
+    config.update(device="cpu", verbose=1, data_home=str(tmp_path))
+    cells = _runner.grid_cells(config)
+    n_cifar = sum(c[0] == "cifar10" for c in cells)
+    assert 0 < n_cifar < len(cells)
+    with pytest.warns(UserWarning, match="meant for a GPU"):
+        _runner.run_cells("table1", cells, config, tmp_path)
+    out = capsys.readouterr().out
+    announced = int(re.search(r"\[table1\] (\d+) cells? to run", out).group(1))
+    assert announced == totals[0] == len(cells) - n_cifar
+    assert f"{n_cifar} skipped" in out
