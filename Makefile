@@ -6,8 +6,13 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 # The local CPU build of PyTorch, pinned exactly so that pip never pulls CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
-# Real MNIST for tests and the demo, where the checkout sits beside shared/.
-export AMRLEARN_DATA ?= $(abspath ../shared/data)
+# Real MNIST for tests and the demo where the checkout sits beside shared/data and the user
+# has set no AMRLEARN_DATA; elsewhere the data home stays the user's (~/amrlearn_data).
+ifeq ($(origin AMRLEARN_DATA),undefined)
+  ifneq ($(wildcard ../shared/data/.),)
+    export AMRLEARN_DATA := $(abspath ../shared/data)
+  endif
+endif
 
 .PHONY: install test demo lint docs bench clean
 

@@ -2,9 +2,10 @@
 
 Usage::
 
-    amrlearn demo [--out DIR] [--data-home DIR]
-    amrlearn reproduce {figure1,table1,table2,figures} [--quick|--medium|--full] [--device cpu|cuda]
-                       [--out DIR] [--data-home DIR] [--seed N] [--jobs N]
+    amrlearn demo [--out DIR] [--data-home DIR] [--download | --no-download]
+    amrlearn reproduce {figure1,table1,table2,figures} [--quick|--medium|--full]
+                       [--device cpu|cuda|auto] [--allow-cpu] [--out DIR] [--data-home DIR]
+                       [--seed N] [--jobs N] [--verbose [N]]
 
 Each experiment is a module of :mod:`amrlearn.experiments` with ``default_config(mode)``,
 ``run(config, out_dir) -> dict`` (which writes ``results.json`` cell by cell and resumes),
@@ -13,10 +14,13 @@ Each experiment is a module of :mod:`amrlearn.experiments` with ``default_config
 
 A user's mistake (a missing data home, an output folder that is a file, CUDA asked for
 where there is none, results of another configuration in the output folder) prints one
-line to stderr and exits with status 1 (2 for bad arguments), without a traceback.
+line to stderr and exits with status 1 (2 for bad arguments), without a traceback. So does
+what the command will not start: a GPU-scale ``--full`` run on the CPU (unless
+``--allow-cpu``), and ``--jobs`` for Figure 1, which runs in one process.
 """
 
 import argparse
+import re
 import sys
 
 from .experiments import EXPERIMENTS
@@ -26,6 +30,10 @@ _EXIT_USER_ERROR = 1
 _EXIT_BAD_ARGUMENT = 2
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 _EXIT_INTERRUPTED = 130
+#: The experiments whose ``--full`` scale needs a GPU (Figure 1 is numpy on the CPU).
+_GPU_SCALE = ("table1", "table2", "figures")
+#: ``--verbose`` without a number: the progress bars (every level above 0 shows them).
+_VERBOSE_BARE = 1
 
 
 #: What each scale is, and what it took (docs/reproduction.md keeps the measurements).
@@ -34,7 +42,10 @@ _REPRODUCE_SCALES = """scales:
            figure1 about 0.5 min, table1 about 13 min, table2 about 9 min, figures about
            12 min (CIFAR-10 cells are skipped when CIFAR-10 is not in the data home).
   --full   Appendix F's protocol (all of MNIST and CIFAR-10, 200 epochs, PGD 1000 x 0.01):
-           hours per table on one GPU; the run prints its own time estimate first.
+           hours per table on one GPU, weeks on a CPU, so table1, table2 and figures refuse
+           the CPU unless --allow-cpu is given; the run prints its own time estimate
+           first. figure1 --full (the margins at each of the 1000 epochs) runs in numpy
+           on the CPU: about 40 s of one core on MNIST 0 vs 1.
   --medium table1 only: all 60,000 MNIST training images, 30 (MLP) and 15 (CNN) epochs,
            the strong evaluation on 1,000 test points: about 5 CPU-core hours, most of
            it the CNN's evaluation (about 3 hours on 2 cores with --jobs 2)."""
@@ -64,9 +75,20 @@ def _build_parser():
         description="Figure 1 in quick mode, then the exact-margin report of a hard-margin "
         "SVM, a logistic regression and AMRLogisticRegression on MNIST 0 vs 1 (scikit-learn's "
         "digits without MNIST).",
+        formatter_class=_Formatter,
     )
-    demo.add_argument("--out", default="amrlearn_output/demo", help="output folder")
-    demo.add_argument("--data-home", default=None, help="data home (else $AMRLEARN_DATA)")
+    demo.add_argument(
+        "--out", default="amrlearn_output/demo", help="output folder (default: %(default)s)"
+    )
+    demo.add_argument("--data-home", default=None, help=_DATA_HOME_HELP)
+    demo.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fetch MNIST (about 12 MB, checksummed) into the data home when it is missing, "
+        "without asking; --no-download never fetches it (default: ask when run from a "
+        "terminal, else do not fetch)",
+    )
 
     rep = sub.add_parser(
         "reproduce",
@@ -96,22 +118,76 @@ def _build_parser():
         dest="mode",
         action="store_const",
         const="full",
-        help="the paper's protocol (needs a GPU)",
+        help="the paper's protocol (a GPU, except for figure1)",
     )
     rep.set_defaults(mode="quick")
-    rep.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    rep.add_argument("--out", default=None, help="output folder (default amrlearn_output/<name>)")
-    rep.add_argument("--data-home", default=None, help="data home (else $AMRLEARN_DATA)")
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda (or cuda:N) or auto: cuda when there is one; figure1 runs on the CPU "
+        "whatever this says (default: %(default)s)",
+    )
+    rep.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="run --full of table1, table2 or figures on the CPU anyway (it takes weeks)",
+    )
+    rep.add_argument("--out", default=None, help="output folder (default: amrlearn_output/<name>)")
+    rep.add_argument("--data-home", default=None, help=_DATA_HOME_HELP)
+    rep.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the data subsets, the initializations, the batch order and the attacks "
+        "(default: %(default)s)",
+    )
     rep.add_argument(
         "--jobs",
         type=_positive_int,
         default=1,
         metavar="N",
-        help="cells trained at once, one process each (not figure1); 2 on a 2-core CPU",
+        help="cells trained at once, one process each (not figure1); 2 on a 2-core CPU "
+        "(default: %(default)s)",
     )
-    rep.add_argument("--verbose", type=int, default=1)
+    rep.add_argument(
+        "--verbose",
+        type=_verbosity,
+        nargs="?",
+        const=_VERBOSE_BARE,
+        default=1,
+        metavar="N",
+        help="progress bars: 0 hides them, 1 (or a bare --verbose) shows them "
+        "(default: %(default)s)",
+    )
     return parser
+
+
+_DATA_HOME_HELP = (
+    "folder holding mnist/ and cifar-10-batches-py/ (default: $AMRLEARN_DATA, else ~/amrlearn_data)"
+)
+
+
+def _verbosity(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a level 0, 1, ..., got {text!r}")
+    return value
+
+
+def _bare_verbose(argv):
+    """``argv`` with a bare ``--verbose`` written ``--verbose=1`` where the next word is no
+    level (an experiment's name would otherwise be read as the level)."""
+    argv = list(argv)
+    for i, word in enumerate(argv[:-1]):
+        if word == "--":
+            break
+        if word == "--verbose" and not re.fullmatch(r"-?\d+", argv[i + 1]):
+            argv[i] = f"--verbose={_VERBOSE_BARE}"
+    return argv
 
 
 def _positive_int(text):
@@ -133,10 +209,31 @@ def _check_device(device):
     """The error line for a device that cannot be used here, else ``None``."""
     from .utils import resolve_device
 
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", device):
+        return f"--device {device}: expected cpu, cuda (or cuda:N for one GPU of several) or auto."
     try:
         resolve_device(device)
-    except (ValueError, RuntimeError) as exc:  # RuntimeError: a malformed device string
+    except (ValueError, RuntimeError) as exc:
         return f"--device {device}: {exc}"
+    return None
+
+
+def _check_scale(args):
+    """The error line for a run this command will not start, else ``None``: a GPU-scale
+    ``--full`` run on the CPU without ``--allow-cpu``, or ``--jobs`` for Figure 1."""
+    from .utils import resolve_device
+
+    if args.experiment == "figure1" and args.jobs > 1:
+        return f"--jobs {args.jobs}: figure1 runs in one process; leave --jobs out."
+    if args.mode == "full" and args.experiment in _GPU_SCALE and not args.allow_cpu:
+        if resolve_device(args.device).type == "cpu":
+            where = "CUDA is not available here" if args.device == "auto" else "--device cpu"
+            smaller = "--medium or --quick" if args.experiment == "table1" else "--quick"
+            return (
+                f"--full: {args.experiment} follows the paper's protocol (200 epochs, PGD with "
+                f"1000 steps) and needs a GPU, but {where}: it would take weeks. Use --device "
+                f"cuda on a GPU machine, {smaller}, or add --allow-cpu to run it anyway."
+            )
     return None
 
 
@@ -156,9 +253,13 @@ def main(argv=None):
     from .experiments import run_experiment
     from .experiments._common import ResultsMismatchError
 
-    args = _build_parser().parse_args(argv)
+    args = _build_parser().parse_args(_bare_verbose(sys.argv[1:] if argv is None else argv))
     if args.command == "reproduce":
-        problem = _check_device(args.device) or _check_mode(args.experiment, args.mode)
+        problem = (
+            _check_device(args.device)
+            or _check_mode(args.experiment, args.mode)
+            or _check_scale(args)
+        )
         if problem:
             return _fail(problem, _EXIT_BAD_ARGUMENT)
     # An application may choose the backend: the command only writes PNG files.
@@ -169,7 +270,7 @@ def main(argv=None):
         if args.command == "demo":
             from .experiments import demo
 
-            demo.main(out=args.out, data_home=args.data_home)
+            demo.main(out=args.out, data_home=args.data_home, download=args.download)
         else:
             run_experiment(
                 args.experiment,

@@ -43,7 +43,8 @@ def run_experiment(
     verbose : int, default=1
     n_jobs : int, default=1
         Cells trained at once, each in its own process with an equal share of the torch
-        threads (Table 1, Table 2 and the figures; Figure 1 is one job). Results do not
+        threads (Table 1, Table 2 and the figures; Figure 1 runs in one process and takes
+        1 only). Results do not
         depend on it beyond the last digits of CPU sums, and a run resumes under another
         value. The workers are spawned: a script calling this with ``n_jobs > 1`` needs
         multiprocessing's ``if __name__ == "__main__":`` guard.
@@ -55,6 +56,8 @@ def run_experiment(
 
     Raises
     ------
+    ValueError
+        For an unknown ``name``, or ``n_jobs > 1`` for Figure 1.
     NotADirectoryError
         When ``out`` exists and is not a folder.
     DatasetNotFoundError
@@ -62,13 +65,15 @@ def run_experiment(
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}.")
+    if name == "figure1" and n_jobs != 1:
+        raise ValueError(f"figure1 runs in one process: n_jobs must be 1, got {n_jobs!r}.")
     out_dir = Path(out or f"amrlearn_output/{name}")
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"the output folder {out_dir} is a file.")
     exp = importlib.import_module(f"amrlearn.experiments.{name}")
     config = exp.default_config(mode)
     config.update(device=device, data_home=data_home, seed=seed, verbose=verbose)
-    config.update(n_jobs=n_jobs)  # Figure 1, linear models in one process, ignores it
+    config.update(n_jobs=n_jobs)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = exp.run(config, out_dir)
     paths = exp.plot(results, out_dir)

@@ -380,17 +380,20 @@ def _cell_seconds(cells, config):
     return seconds
 
 
-def _announce_full_run(name, todo, config, device):
+def _announce_full_run(name, todo, skipped, config, device):
     if device.type != "cuda":
         warnings.warn(
             "--full follows the paper's protocol (200 epochs, PGD with 1000 steps) and is "
-            "meant for a GPU; on the CPU it takes days. Use --device cuda, or --quick.",
+            "meant for a GPU; on the CPU it takes weeks. Use --device cuda, or --quick.",
             UserWarning,
             stacklevel=3,
         )
     est = estimate_seconds(todo, config)
+    cells = "cell" if len(todo) == 1 else "cells"
+    why = "; ".join(sorted({r.removeprefix("skipped: ") for r in skipped.values()}))
+    also = f" ({len(skipped)} skipped: {why})" if skipped else ""
     print(
-        f"[{name}] {len(todo)} cells to run on {device}; estimated time "
+        f"[{name}] {len(todo)} {cells} to run on {device}{also}; estimated time "
         f"{est / 3600:.1f} h (extrapolated from timed training batches).",
         flush=True,
     )
@@ -435,8 +438,6 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     device = resolve_device(config["device"])
     store = ResultStore(out_dir / "results.json", config)
     todo = [c for c in cells if cell_key(*c) not in store]
-    if config.get("mode") == "full" and todo:
-        _announce_full_run(name, todo, config, device)
 
     data_cache = {}
     skipped = {}
@@ -452,6 +453,8 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
             skipped[cell_key(*cell)] = skip_reason(dataset, config.get("data_home"))
         else:
             runnable.append(cell)
+    if config.get("mode") == "full" and runnable:
+        _announce_full_run(name, runnable, skipped, config, device)
 
     verbose = config.get("verbose", 1)
     if n_jobs == 1:
