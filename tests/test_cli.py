@@ -307,7 +307,7 @@ def test_cell_count_agrees_with_the_progress_bar(tmp_path, capsys, monkeypatch):
     """A --full run announces the cells it will run, not those skipped for lack of data."""
     import amrlearn.utils
     from amrlearn.datasets import DatasetNotFoundError
-    from amrlearn.experiments import _runner, table1
+    from amrlearn.experiments import _estimate, _runner, table1
 
     def load_split(dataset, config, *, flatten):
         if dataset == "cifar10":
@@ -323,7 +323,7 @@ def test_cell_count_agrees_with_the_progress_bar(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(_runner, "load_split", load_split)
     monkeypatch.setattr(_runner, "train_cell", lambda *a, **kw: {"clean": 1.0})
-    monkeypatch.setattr(_runner, "_cell_seconds", lambda cells, config: dict.fromkeys(cells, 1.0))
+    monkeypatch.setattr(_estimate, "_cell_seconds", lambda cells, config: dict.fromkeys(cells, 1.0))
     monkeypatch.setattr(amrlearn.utils, "progress", progress)
     config = table1.default_config("full")
     config.update(device="cpu", verbose=1, data_home=str(tmp_path))

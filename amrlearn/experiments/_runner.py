@@ -15,19 +15,16 @@ import itertools
 import math
 import random
 import time
-import warnings
 
 import numpy as np
 
-from .._paper import FULL_SIZES, INPUT_SHAPES, N_CLASSES
 from ._common import ResultStore
+from ._estimate import _cell_seconds, announce_full_run, estimate_seconds
 from ._recipe import (
     bound_params,
     build_net,
     epoch_bar,
     history,
-    method_params,
-    module_kwargs,
     n_epochs,
     penalty_recorder,
     per_model,
@@ -47,10 +44,6 @@ __all__ = [
 ]
 
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
-
-#: The time estimate times each model on one warm-up batch, then on this many batches.
-_WARMUP_BATCHES = 1
-_TIMED_BATCHES = 5
 
 
 def cell_key(dataset, model, method):
@@ -310,95 +303,6 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     return result
 
 
-def _seconds_per_batch(model, dataset, batch_size, device):
-    """Seconds of one training step of ``model`` on a random batch (after a warm-up)."""
-    import torch
-
-    from ..neural import models
-
-    module = getattr(models, model)(**module_kwargs(model, dataset)).to(device)
-    x = torch.rand(batch_size, *INPUT_SHAPES[dataset], device=device)
-    y = torch.randint(0, N_CLASSES, (batch_size,), device=device)
-    opt = torch.optim.SGD(module.parameters(), lr=0.01)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for i in range(_WARMUP_BATCHES + _TIMED_BATCHES):
-        if i == _WARMUP_BATCHES:
-            sync()
-            t0 = time.perf_counter()
-        out = module(x)
-        out = out[0] if isinstance(out, tuple) else out
-        loss = torch.nn.functional.cross_entropy(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    sync()
-    return (time.perf_counter() - t0) / _TIMED_BATCHES
-
-
-def estimate_seconds(cells, config):
-    """A time estimate of ``cells`` from timed training batches of each model on the device.
-
-    Each model is timed on a few random batches of the training batch size; the estimate
-    extrapolates to the configuration's epochs, PGD steps and margin samples. It is
-    printed before a ``--full`` run starts.
-    """
-    return sum(_cell_seconds(cells, config).values())
-
-
-def _cell_seconds(cells, config):
-    """The time estimate of each cell (see :func:`estimate_seconds`), by cell."""
-    from ..utils import resolve_device
-
-    device = resolve_device(config["device"])
-    per_batch = {}
-    seconds = {}
-    for dataset, model, method in cells:
-        total = 0.0
-        bs = per_model(config["batch_size"], model)
-        if (dataset, model) not in per_batch:
-            per_batch[dataset, model] = _seconds_per_batch(model, dataset, bs, device)
-        t = per_batch[dataset, model]
-        full_train = FULL_SIZES[dataset][0]
-        n_train = min(config.get("n_train") or full_train, full_train)
-        # PGD training takes one forward-backward pass per attack step, plus the update.
-        factor = 1 + (
-            method_params(method, dataset, model, config)["steps"] if method == "Adv" else 0
-        )
-        total += n_epochs(config, model) * math.ceil(n_train / bs) * t * factor
-        pgd = per_model(config.get("pgd"), model) or {"steps": 0, "n_points": 0}
-        total += len(config["eps"][dataset]) * pgd["steps"] * math.ceil(pgd["n_points"] / bs) * t
-        m = per_model(config.get("margin"), model)
-        if m:
-            # Theorem 3 needs the gradient of every logit difference: a Jacobian with one
-            # backward pass per class at each sampled point.
-            total += m["n_points"] * m["n_batches"] * m["batch_size"] / bs * t * N_CLASSES
-        seconds[dataset, model, method] = total
-    return seconds
-
-
-def _announce_full_run(name, todo, skipped, config, device):
-    if device.type != "cuda":
-        warnings.warn(
-            "--full follows the paper's protocol (200 epochs, PGD with 1000 steps) and is "
-            "meant for a GPU; on the CPU it takes weeks. Use --device cuda, or --quick.",
-            UserWarning,
-            stacklevel=3,
-        )
-    est = estimate_seconds(todo, config)
-    cells = "cell" if len(todo) == 1 else "cells"
-    why = "; ".join(sorted({r.removeprefix("skipped: ") for r in skipped.values()}))
-    also = f" ({len(skipped)} skipped: {why})" if skipped else ""
-    print(
-        f"[{name}] {len(todo)} {cells} to run on {device}{also}; estimated time "
-        f"{est / 3600:.1f} h (extrapolated from timed training batches).",
-        flush=True,
-    )
-
-
 def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     """Train and measure every cell not yet in ``out_dir/results.json``.
 
@@ -454,7 +358,7 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
         else:
             runnable.append(cell)
     if config.get("mode") == "full" and runnable:
-        _announce_full_run(name, runnable, skipped, config, device)
+        announce_full_run(name, runnable, skipped, config, device)
 
     verbose = config.get("verbose", 1)
     if n_jobs == 1:
