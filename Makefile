@@ -37,9 +37,20 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # The documentation site, built offline into docs/_build/html with warnings as errors.
+# Its formulas render with a bundled MathJax 2.7: Debian's libjs-mathjax, installed here
+# when missing (as root; otherwise the line to run is printed), or AMRLEARN_DOCS_MATHJAX_DIR.
+MATHJAX_DIR ?= $(or $(AMRLEARN_DOCS_MATHJAX_DIR),/usr/share/javascript/mathjax)
 docs: install
+	@test -f "$(MATHJAX_DIR)/MathJax.js" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libjs-mathjax >/dev/null; \
+	  else \
+	    echo "error: MathJax 2.7 not found in $(MATHJAX_DIR): run"; \
+	    echo "  sudo apt-get install libjs-mathjax"; \
+	    echo "or set AMRLEARN_DOCS_MATHJAX_DIR to a MathJax 2.7 folder"; exit 1; \
+	  fi; }
 	$(PIP) install -q -e ".[docs]" "$(TORCH_PIN)"
-	PYTHON=$(PY) docs/build.sh
+	PYTHON=$(PY) AMRLEARN_DOCS_MATHJAX_DIR=$(MATHJAX_DIR) docs/build.sh
 
 # The pins of the `bench` extra of pyproject.toml, installed with --no-deps so that the
 # benchmarks' peers cannot replace the CPU torch.

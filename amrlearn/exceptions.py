@@ -27,7 +27,7 @@ class EvaluationWarning(UserWarning):
       gradient masking, named by eps;
     - Theorem 3's estimate of a sample's distance to the boundary exceeds the distance
       of an adversarial point actually found: the sampled Lipschitz constant fell
-      short, so the "lower bound" is not one.
+      short, so the Theorem 3 estimate is no bound for that sample.
 
     Examples
     --------

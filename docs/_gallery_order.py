@@ -7,6 +7,7 @@ ORDER = [
     "plot_grid_search_tau_lambda.py",
     "plot_amr_mlp_robust_accuracy.py",
     "plot_margin_bracket.py",
+    "plot_robustness_curve.py",
 ]
 
 

@@ -67,11 +67,50 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
 
-# -- MathJax: from its CDN when the reader is online, or from a local copy ----------------
-# (AMRLEARN_DOCS_MATHJAX=/usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML
-# with Debian's libjs-mathjax, for reading offline).
-if os.environ.get("AMRLEARN_DOCS_MATHJAX"):
-    mathjax_path = os.environ["AMRLEARN_DOCS_MATHJAX"]
+# -- MathJax, bundled: every page reads offline and loads nothing from another host ---------
+# MathJax 2.7 from Debian's libjs-mathjax (``apt-get install libjs-mathjax``; ``make docs``
+# installs it), or from the folder AMRLEARN_DOCS_MATHJAX_DIR names. The files that the
+# TeX-AMS_CHTML configuration loads are copied into the site's _static/mathjax (MathJax
+# itself is not part of the repository). docs/check_offline.py, run by docs/build.sh,
+# fails the build if a page still loads anything from another host.
+MATHJAX_DIR = Path(os.environ.get("AMRLEARN_DOCS_MATHJAX_DIR", "/usr/share/javascript/mathjax"))
+MATHJAX_PARTS = (
+    "MathJax.js",
+    "config/TeX-AMS_CHTML.js",
+    "extensions",
+    "jax/element",
+    "jax/input/TeX",
+    "jax/output/CommonHTML",
+    "jax/output/PreviewHTML",
+    "localization/en",
+    "fonts/HTML-CSS/TeX/woff",
+)
+
+
+def _bundle_mathjax(src, dest):
+    """Copy the parts of MathJax 2.7 that TeX-AMS_CHTML loads from ``src`` to ``dest``."""
+    import shutil
+
+    if not (src / "MathJax.js").is_file():
+        raise RuntimeError(
+            f"MathJax 2.7 not found in {src}: the documentation bundles it so that its "
+            "formulas render offline. Install Debian's libjs-mathjax (apt-get install "
+            "libjs-mathjax) or set AMRLEARN_DOCS_MATHJAX_DIR to a MathJax 2.7 folder."
+        )
+    for part in MATHJAX_PARTS:
+        source, target = src / part, dest / part
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        elif source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        else:
+            raise RuntimeError(f"{source} is missing: a MathJax 2.7 folder has it.")
+
+
+_MATHJAX_STATIC = HERE / "_build" / "mathjax_static"
+_bundle_mathjax(MATHJAX_DIR, _MATHJAX_STATIC / "mathjax")
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS_CHTML"
 
 # -- MyST: docs/architecture.md and docs/reproduction.md are pages as they stand -----------
 myst_heading_anchors = 3
@@ -98,12 +137,14 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "abort_on_example_error": True,
     "matplotlib_animations": False,
+    # The computation-times pages load jQuery and DataTables from CDNs: not written.
+    "write_computation_times": False,
 }
 
 # -- HTML -----------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"amrlearn {release}"
-html_static_path = ["_static"]
+html_static_path = ["_static", str(_MATHJAX_STATIC)]
 html_css_files = ["custom.css"]
 html_show_sourcelink = False
 html_theme_options = {

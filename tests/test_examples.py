@@ -17,7 +17,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 
 
 def test_there_are_examples():
-    assert len(EXAMPLES) >= 6, EXAMPLES
+    assert len(EXAMPLES) >= 7, EXAMPLES
 
 
 @pytest.mark.slow

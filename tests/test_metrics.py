@@ -1,5 +1,6 @@
 """Tests of the exact linear margins (eq. 2-7) and of the margin_report scorer."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
@@ -20,6 +22,7 @@ from amrlearn.metrics import (
     avg_margin_scorer,
     closest_boundary_point,
     linear_margins,
+    make_margin_refit,
     margin_report,
     margins_from_scores,
     min_margin_scorer,
@@ -450,3 +453,74 @@ def test_summarize_margins_checks_input():
     with pytest.raises(ValueError, match="quantiles"):
         summarize_margins([1.0], quantiles=(1.5,))
     assert np.isnan(summarize_margins([-1.0, -2.0])["avg_margin_correct"])
+
+
+class FixedLinear(ClassifierMixin, BaseEstimator):
+    """A linear classifier whose weights are its parameters: ``fit`` learns nothing."""
+
+    def __init__(self, w=(1.0, 0.0), b=0.0):
+        self.w = w
+        self.b = b
+
+    def fit(self, X, y):
+        self.coef_ = np.asarray([self.w], dtype=np.float64)
+        self.intercept_ = np.asarray([self.b], dtype=np.float64)
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X):
+        return np.asarray(X) @ self.coef_[0] + self.intercept_[0]
+
+    def predict(self, X):
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+
+def _two_blobs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    X = np.column_stack([np.where(y == 1, 1.0, -1.0), rng.uniform(-0.1, 0.1, n)])
+    return X + rng.normal(0, 0.05, X.shape), y
+
+
+def test_refit_on_avg_margin_picks_a_broken_model_and_make_margin_refit_does_not():
+    # w=(0, 1), b=10 calls every sample class 1, 10 away from its boundary: half of the
+    # samples are wrong, yet its mean |m| (about 10) beats the separating model's (about 1).
+    X, y = _two_blobs()
+    grid = {"w": [(1.0, 0.0), (0.0, 1.0)], "b": [0.0, 10.0]}
+    kw = dict(scoring=margin_report, cv=KFold(3, shuffle=True, random_state=0))
+    naive = GridSearchCV(FixedLinear(), grid, refit="avg_margin", **kw).fit(X, y)
+    assert naive.best_estimator_.score(X, y) == pytest.approx(0.5)
+    search = GridSearchCV(FixedLinear(), grid, refit=make_margin_refit(), **kw).fit(X, y)
+    assert search.best_params_ == {"b": 0.0, "w": (1.0, 0.0)}
+    assert search.best_estimator_.score(X, y) == 1.0
+    clone = pickle.loads(pickle.dumps(search))  # a fitted search that holds the rule
+    assert clone.best_index_ == search.best_index_
+
+
+def test_make_margin_refit_rule():
+    results = {
+        "mean_test_accuracy": np.array([0.99, 0.985, 0.59, 0.97, np.nan]),
+        "mean_test_avg_margin": np.array([3.6, 3.7, 6.1, 3.9, 9.0]),
+        "mean_test_min_margin": np.array([-1.0, -1.5, -7.9, -2.0, 0.0]),
+    }
+    assert make_margin_refit()(results) == 1  # within one point of 0.99
+    assert make_margin_refit(max_accuracy_drop=0.0)(results) == 0
+    assert make_margin_refit(max_accuracy_drop=0.05)(results) == 3
+    assert make_margin_refit(max_accuracy_drop=1.0)(results) == 2  # NaN is never chosen
+    assert make_margin_refit("min_margin", max_accuracy_drop=0.05)(results) == 0
+
+
+def test_make_margin_refit_errors():
+    with pytest.raises(ValueError, match="scoring=margin_report"):
+        make_margin_refit()({"mean_test_score": np.array([1.0])})
+    with pytest.raises(ValueError, match="mean_test_avg_margin_lower"):
+        make_margin_refit("avg_margin_lower")({"mean_test_accuracy": np.array([1.0])})
+    with pytest.raises(ValueError, match="finite"):
+        nan = np.array([np.nan])
+        make_margin_refit()({"mean_test_accuracy": nan, "mean_test_avg_margin": nan})
+    for bad in (-0.1, 1.5, "1%", True):
+        with pytest.raises(ValueError, match="max_accuracy_drop"):
+            make_margin_refit(max_accuracy_drop=bad)
+    with pytest.raises(TypeError, match="metric"):
+        make_margin_refit(["avg_margin"])

@@ -1,7 +1,8 @@
 """Decoupled Direction and Norm (DDN, Rony et al. 2019): a minimum-norm l2 attack.
 
 The distance of the closest adversarial point it finds is an upper bound on the l2
-distance to the decision boundary, the counterpart of Theorem 3's lower bound.
+distance to the decision boundary; :class:`MinimumNormEnsemble` runs it with DeepFool and
+FMN and keeps the closest verified point.
 Written from the paper (Algorithm 1), with its published settings: the step size is
 cosine-annealed from ``step_size`` to ``step_size / 100`` and the norm ``eps_k`` shrinks
 by ``1 - gamma`` after an adversarial iterate and grows by ``1 + gamma`` otherwise.

@@ -4,7 +4,7 @@ The protocol that produced them (Appendix F) is in :mod:`amrlearn._paper`.
 
 Accuracies are in percent, as printed in the paper; ``robust`` lists the l2 PGD robust
 accuracies on the eps grid of :data:`EPS` (1000 steps of size 0.01). ``avg_margin`` is
-Table 1's last column (Theorem 3's lower bound, r = 5, on 500 points).
+Table 1's last column (the Theorem 3 estimate, r = 5, on 500 points).
 
 A row that the paper does not report (the ablations that amrlearn adds, such as AMR with
 beta = 0) has no entry: :func:`paper_row` returns ``None`` for it.

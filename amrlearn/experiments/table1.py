@@ -3,7 +3,7 @@
 ``amrlearn reproduce table1 [--quick|--full]`` trains the MLP and the CNN on MNIST and
 CIFAR-10 with Std, LCR, AMR and the ablation "AMR (beta=0)", then measures the clean
 accuracy, the l2 PGD robust accuracy on the paper's eps grid and the average margin
-(Theorem 3's lower bound). The Std cells also record the min and average margin over
+(the Theorem 3 estimate). The Std cells also record the min and average margin over
 epochs, for the trade-off claim of section 5.2.
 
 ``--quick`` is scaled for a 2-core CPU (MNIST subsets, few epochs, a short PGD and a small

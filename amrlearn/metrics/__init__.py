@@ -4,7 +4,13 @@ and robustness curves."""
 from ._curve import RobustnessCurve, robustness_curve
 from ._dispatch import is_linear_model, is_torch_model, sample_margins
 from ._linear import closest_boundary_point, linear_margins, margins_from_scores, summarize_margins
-from ._report import avg_margin_scorer, make_margin_report, margin_report, min_margin_scorer
+from ._report import (
+    avg_margin_scorer,
+    make_margin_refit,
+    make_margin_report,
+    margin_report,
+    min_margin_scorer,
+)
 
 __all__ = [
     "RobustnessCurve",
@@ -15,6 +21,7 @@ __all__ = [
     "is_torch_model",
     "linear_margins",
     "lipschitz_margin_bound",
+    "make_margin_refit",
     "make_margin_report",
     "margin_bounds",
     "margin_report",

@@ -29,8 +29,8 @@ __all__ = ["CHEAP_BOUND_PARAMS", "PAPER_BOUND_PARAMS", "lipschitz_margin_bound",
 #: The paper's budget (Appendix F): r = 5, 50 batches of 1024 points per sample.
 PAPER_BOUND_PARAMS = dict(BOUND_BUDGET)
 #: The default budget of ``margin_report`` on neural nets, cheap enough for
-#: cross-validation: 128 points per sample for the lower bound, 100 steps of the
-#: upper bound's FMN and DDN.
+#: cross-validation: 128 points per sample for the Theorem 3 estimate, 100 steps of the
+#: minimum-norm ensemble's FMN and DDN.
 CHEAP_BOUND_PARAMS = {"radius": 5.0, "n_batches": 1, "batch_size": 128, "attack_steps": 100}
 
 
@@ -138,12 +138,16 @@ def lipschitz_margin_bound(
     verbose=0,
     return_pred=False,
 ):
-    """Lower bounds on the l2 distance to the decision boundary: Theorem 3, eq. (16).
+    """The Theorem 3 estimate of the l2 distance to the decision boundary, eq. (16).
 
-    ``d(x) >= min{ min_{k != yhat} (f_yhat(x) - f_k(x)) / L_k, r }`` with ``L_k`` the
-    largest gradient norm of ``f_yhat - f_k`` over ``n_batches * batch_size`` points of
-    ``B(x, r)``: ``x`` itself and points drawn uniformly in the ball. One Jacobian per
-    batch of points gives every ``k`` at once.
+    Theorem 3 bounds the distance from below,
+    ``d(x) >= min{ min_{k != yhat} (f_yhat(x) - f_k(x)) / L_k, r }``, with ``L_k`` the
+    Lipschitz constant of ``f_yhat - f_k`` on ``B(x, r)``. Like the paper, this function
+    estimates ``L_k`` as the largest gradient norm over ``n_batches * batch_size``
+    points of the ball (``x`` itself and points drawn uniformly in it). An estimate
+    from samples can fall short of the true constant, so the result is an estimate of
+    the margin, not a guaranteed lower bound (see Notes). One Jacobian per batch of
+    points gives every ``k`` at once.
 
     Parameters
     ----------
@@ -174,8 +178,8 @@ def lipschitz_margin_bound(
     Returns
     -------
     bounds : ndarray of shape (n_samples,)
-        Lower bounds on the distance from each sample to the boundary of its predicted
-        region (unsigned).
+        The Theorem 3 estimate of the distance from each sample to the boundary of its
+        predicted region (unsigned).
     y_pred : ndarray of shape (n_samples,)
         Predicted labels, if ``return_pred``.
 
@@ -188,8 +192,9 @@ def lipschitz_margin_bound(
     paper's "sampling size 1 for linear classifiers"), so the closed form (eq. (6)) is
     returned: it holds for every ``r`` and is not capped at ``radius``.
     For other models ``L_k`` is estimated from samples, so it can fall short of the true
-    Lipschitz constant, and the "bound" then exceeds the distance; a larger budget
-    narrows that risk.
+    Lipschitz constant, and the estimate then exceeds the distance: it is no bound
+    there. :func:`margin_bounds` checks it against the distances of the adversarial
+    points it finds and warns when it exceeds them; a larger budget narrows that risk.
 
     References
     ----------
@@ -307,7 +312,7 @@ def _check_order(paper, lo, up):
         )
     if above(lo):
         warn(
-            f"The tightened lower bound exceeds the attack's distance on {above(lo)} "
+            f"The tightened lower end exceeds the attack's distance on {above(lo)} "
             "samples (an attack whose distances do not match its points); it is lowered "
             "to that distance.",
             stacklevel=4,
@@ -333,10 +338,11 @@ def margin_bounds(
 ):
     """An interval around the signed l2 margin of each sample, and the exact margin if affine.
 
-    The distance ``d`` from ``x`` to the boundary of its predicted region lies between
-    Theorem 3's bound (:func:`lipschitz_margin_bound`) and the distance of the closest
-    adversarial point that a minimum-norm attack finds
-    (:class:`~amrlearn.attacks.MinimumNormEnsemble` by default). The signed
+    The distance ``d`` from ``x`` to the boundary of its predicted region is bracketed by
+    the Theorem 3 estimate (:func:`lipschitz_margin_bound`, tightened by the attack's
+    points: an estimate from below, not a guarantee) and the distance of the closest
+    adversarial point that the minimum-norm ensemble finds
+    (:class:`~amrlearn.attacks.MinimumNormEnsemble` by default; an upper bound). The signed
     margin is ``d`` where the prediction is right and ``-d`` where it is wrong, so it
     lies in ``[lower, upper]``: ``[d_lower, d_upper]`` for a correct sample and
     ``[-d_upper, -d_lower]`` for a misclassified one. ``lower <= upper`` for every
@@ -357,14 +363,14 @@ def margin_bounds(
         is refused). ``None`` treats every prediction as right: the interval is then one
         on the unsigned distance.
     upper, lower : bool, default=True
-        Which bounds to compute: ``upper`` runs the attack, ``lower`` the Lipschitz
+        Which ends to compute: ``upper`` runs the attack, ``lower`` the Theorem 3
         estimate. An end of the interval whose bound was skipped is the trivial one
         (``d >= 0``, ``d <= inf``).
     radius, n_batches, batch_size, clip, random_state, device, verbose
-        The budget of the lower bound, as for :func:`lipschitz_margin_bound` (defaults:
+        The budget of the Theorem 3 estimate, as for :func:`lipschitz_margin_bound` (defaults:
         the paper's). ``clip`` is also the attack's box.
     attack : MinimizationAttack, default=None
-        The attack of the upper bound; ``None`` means
+        The attack of the upper end; ``None`` means
         ``MinimumNormEnsemble(steps=attack_steps, clip=clip, random_state=random_state)``:
         DeepFool, FMN from DeepFool's points and DDN, each point verified by a forward
         pass, the closest kept.

@@ -1,12 +1,12 @@
 """Robustness curves: robust accuracy as a function of eps from one minimum-norm run.
 
 A sample is robust at ``eps`` exactly when its signed margin exceeds ``eps``. The signed
-margin lies in the interval of :func:`~amrlearn.metrics.margin_bounds`: Theorem 3's
-lower bound and the distance of the closest adversarial point that a minimum-norm
-ensemble found. So one run of each gives two curves that bracket the true robust
-accuracy at every eps at once (the upper one as far as the attack is optimal, the lower
-one as far as the sampled Lipschitz constant is): the "security evaluation curve",
-without one PGD run per radius.
+margin lies in the interval of :func:`~amrlearn.metrics.margin_bounds`: the Theorem 3
+estimate (tightened by the attack's points) and the distance of the closest adversarial
+point that the minimum-norm ensemble found. So one run of each gives two curves around
+the true robust accuracy at every eps at once (the upper one holds as far as the attack
+is optimal, the lower one only as far as the sampled Lipschitz constant does): the
+"security evaluation curve", without one PGD run per radius.
 """
 
 from dataclasses import dataclass
@@ -37,12 +37,12 @@ class RobustnessCurve:
         distance bounds the margin from above, so this bounds the true robust accuracy
         from above, like PGD's.
     accuracy_lower : ndarray of shape (n_eps,)
-        ``mean(lower > eps)``, from Theorem 3's bound (tightened by the attack's points);
-        all zeros without the lower bound.
+        ``mean(lower > eps)``, from the Theorem 3 estimate (tightened by the attack's
+        points); all zeros without it. An estimate, not a guaranteed lower bound.
     lower, upper : ndarray of shape (n_samples,)
         The bracket of each sample's signed margin (see
-        :func:`~amrlearn.metrics.margin_bounds`): ``[Theorem 3, minimum-norm attack]``
-        for a correct sample, negative for a misclassified one.
+        :func:`~amrlearn.metrics.margin_bounds`): ``[Theorem 3 estimate, minimum-norm
+        ensemble]`` for a correct sample, negative for a misclassified one.
 
     Examples
     --------
@@ -66,7 +66,7 @@ class RobustnessCurve:
         return _accuracy_above(self.upper, np.atleast_1d(eps))
 
     def accuracy_lower_at(self, eps):
-        """Theorem 3's robust accuracy at any radii."""
+        """The Theorem 3 estimate's robust accuracy at any radii."""
         return _accuracy_above(self.lower, np.atleast_1d(eps))
 
 
@@ -86,7 +86,7 @@ def robustness_curve(
     verbose=0,
 ):
     """Robust accuracy as a function of eps, and each sample's margin bracket, from one
-    minimum-norm run (and one Theorem 3 bound).
+    minimum-norm run (and one Theorem 3 estimate).
 
     Parameters
     ----------
@@ -98,12 +98,12 @@ def robustness_curve(
         True labels.
     eps : sequence of float or None, default=None
         Radii at which the curves are tabulated; ``None``: 101 radii from 0 to the
-        largest finite upper bound. Any other radius is one call of
+        largest finite distance of the ensemble. Any other radius is one call of
         :meth:`RobustnessCurve.accuracy_at` away.
     lower : bool, default=True
-        Also compute Theorem 3's bound (``accuracy_lower``).
+        Also compute the Theorem 3 estimate (``accuracy_lower``).
     attack : MinimizationAttack, default=None
-        The attack of the upper bound; ``None``:
+        The attack of the upper end; ``None``:
         :class:`~amrlearn.attacks.MinimumNormEnsemble` (DeepFool, FMN, DDN; the closest
         verified point per sample) with ``attack_steps`` steps.
     attack_steps : int, default=100

@@ -79,9 +79,10 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
     -------
     result : dict
         - ``margin``: ndarray, the signed margin that the statistics use: exact (linear
-          models and affine modules), or the paper's estimator, Theorem 3's bound alone
-          (never tightened by an attack, whatever ``upper`` is);
-        - ``method``: ``"exact"`` or ``"lipschitz_lower_bound"``;
+          models and affine modules), or the paper's estimator, the Theorem 3 estimate
+          alone (never tightened by an attack, whatever ``upper`` is);
+        - ``method``: ``"exact"`` or ``"lipschitz_lower_bound"`` (the Theorem 3
+          estimate; the name is kept for compatibility, it is no guaranteed bound);
         - ``y_pred``: predicted labels;
         - with ``upper=True``: ``lower`` and ``upper``, the ordered interval
           (``lower <= upper``) that holds each signed margin;

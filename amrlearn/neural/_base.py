@@ -420,7 +420,11 @@ NET_PARAMS_DOC = """
         Any module that returns logits, one per class (an ``nn.Sequential``, a
         ResNet-style module with an ``fc`` head, ...), or ``(logits, features)`` as the
         models of :mod:`amrlearn.neural.models` do; constructor arguments go in
-        ``module__...`` (``module__in_features=784``).
+        ``module__...`` (``module__in_features=784``). A class is built when the net is
+        initialized, after ``random_state`` has seeded torch. An instance is used as it
+        stands: it carries the weights it was built with (``random_state`` does not
+        re-draw them; seed torch before building it, ``torch.manual_seed(0)``), ``fit``
+        trains it in place, and a second ``fit`` starts from the trained weights.
     feature_layer : str or None, default=None
         Qualified name of the ``nn.Linear`` layer that produces the logits (``"fc"``);
         its input is ``Phi(x)`` of eq. (14), taken by a forward hook during the forward
@@ -446,7 +450,9 @@ NET_PARAMS_DOC = """
         (MNIST, CIFAR-10 on a GPU); it also makes CPU epochs faster.
     random_state : int or None, default=None
         Seeds torch's global generator (``torch.manual_seed``) when the net is
-        initialized, so that two fits with the same seed give the same weights.
+        initialized, so that two fits with the same seed give the same weights, the
+        shuffling, dropout and attack starts included. The initial weights of a module
+        passed as an instance are its own (see ``module``).
     classes : array-like or None, default=None
         skorch's: the label of each output column, sorted and distinct (a fitted net's
         ``classes_``). ``None`` takes them from ``y`` in ``fit``. ``save_params`` keeps
@@ -456,7 +462,11 @@ NET_PARAMS_DOC = """
     **kwargs
         Every other parameter of :class:`skorch.NeuralNetClassifier` (``max_epochs``,
         ``device``, ``callbacks``, ``verbose``, ``iterator_train__shuffle``...).
+"""
 
+# The Notes paragraph of every net on its inputs. Not part of NET_PARAMS_DOC: numpydoc
+# reads any "name: text" line of a Parameters section as one more parameter.
+NET_INPUT_NOTES = """
     ``X`` may be a numpy array, a torch tensor, a pandas DataFrame or a scipy.sparse
     matrix (made dense); it is fed to torch as float32, and NaN or infinity is refused in
     ``fit`` and in ``predict``. ``y`` may hold any labels (ints, strings, floats with

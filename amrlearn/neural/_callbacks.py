@@ -51,7 +51,7 @@ class MarginTracker(Callback):
         epoch, as the paper does for linear models).
     kind : {"feature", "bound"}, default="feature"
         ``"feature"``: the feature-space margin of eq. (14), cheap. ``"bound"``: the
-        input-space margin by Theorem 3's lower bound, as the paper's figures show.
+        input-space margin by the Theorem 3 estimate, as the paper's figures show.
     bound_params : dict, default=None
         Budget of the bound (``radius``, ``n_batches``...), for ``kind="bound"``.
     random_state : int, default=0

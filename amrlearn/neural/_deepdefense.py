@@ -10,7 +10,7 @@ from numbers import Integral, Real
 from skorch.utils import to_tensor
 
 from ..utils._compat import Interval
-from ._base import NET_PARAMS_DOC, FeatureMarginNet, logits_of
+from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC, FeatureMarginNet, logits_of
 from ._ddpenalty import deep_defense_penalty, deep_defense_rho
 from ._features import eval_mode
 
@@ -94,7 +94,7 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
     test and the result); a misclassified sample's gaps are taken against its prediction
     at ``x`` throughout; zero-gradient classes are skipped rather than stabilized by a
     constant added to the gradients.
-
+{NET_INPUT_NOTES}
     References
     ----------
     Z. Yan, Y. Guo and C. Zhang, "Deep Defense: training DNNs with improved adversarial

@@ -10,7 +10,7 @@ from numbers import Integral, Real
 from skorch.utils import to_tensor
 
 from ..utils._compat import Interval
-from ._base import NET_PARAMS_DOC, FeatureMarginNet
+from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC, FeatureMarginNet
 from ._features import eval_mode
 from ._regions import check_piecewise_linear, mmr_penalty, region_distances
 
@@ -86,7 +86,7 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
     everywhere on its region (a flat one) gets a large penalty. The decision term is
     averaged over the ``k_D`` classes it sums (the authors divide by 10 with the true
     class counting zero: a factor 0.9). The regularizer runs in eval mode.
-
+{NET_INPUT_NOTES}
     References
     ----------
     F. Croce, M. Andriushchenko and M. Hein, "Provable robustness of ReLU networks via

@@ -17,7 +17,13 @@ from skorch.utils import to_tensor
 
 from ..attacks import L2PGD
 from ..utils._compat import HasMethods, Interval, StrOptions
-from ._base import NET_PARAMS_DOC, FeatureMarginNet, logits_of, validate_constraints
+from ._base import (
+    NET_INPUT_NOTES,
+    NET_PARAMS_DOC,
+    FeatureMarginNet,
+    logits_of,
+    validate_constraints,
+)
 from ._features import eval_mode
 from ._lazy import LazyPenaltyMixin
 from ._penalties import amr_margin_loss, orthogonality_penalty
@@ -123,7 +129,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     built with ``accelerator=Accelerator(), device=None`` and run with
     ``accelerate launch --num_processes 2 script.py`` (user guide, "Training beyond one
     GPU"); the regularizers see the module inside the DDP wrapper.
-
+{NET_INPUT_NOTES}
     References
     ----------
     K. Wu and Y. Yu, "Understanding adversarial robustness: the trade-off between minimum
@@ -302,7 +308,7 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
     Several GPUs: ``class Net(skorch.hf.AccelerateMixin, AdversarialNeuralNetClassifier)``
     with ``accelerator=Accelerator(), device=None``, launched with ``accelerate launch
     --num_processes 2 script.py``; each process attacks its share of the batch.
-
+{NET_INPUT_NOTES}
     References
     ----------
     A. Madry, A. Makelov, L. Schmidt, D. Tsipras and A. Vladu, "Towards deep learning

@@ -6,7 +6,8 @@ __all__ = ["plot_robustness_curve"]
 
 
 def plot_robustness_curve(curve, *, pgd=None, ax=None, label=None, color="C0"):
-    """Robust accuracy against eps: the attack's curve, Theorem 3's, and the band between.
+    """Robust accuracy against eps: the attack's curve, the Theorem 3 estimate's, and the
+    band between.
 
     Parameters
     ----------
@@ -48,7 +49,7 @@ def plot_robustness_curve(curve, *, pgd=None, ax=None, label=None, color="C0"):
     eps = np.asarray(curve.eps)
     up, lo = 100 * np.asarray(curve.accuracy), 100 * np.asarray(curve.accuracy_lower)
     ax.plot(eps, up, drawstyle="steps-post", color=color, label=label or "minimum-norm attack")
-    ax.plot(eps, lo, drawstyle="steps-post", color=color, ls="--", label="Theorem 3 bound")
+    ax.plot(eps, lo, drawstyle="steps-post", color=color, ls="--", label="Theorem 3 estimate")
     ax.fill_between(eps, lo, up, step="post", color=color, alpha=0.15)
     for i, (name, (e, acc)) in enumerate((pgd or {}).items()):
         ax.plot(e, 100 * np.asarray(acc), ls="none", marker="os^D"[i % 4], label=name)
