@@ -66,9 +66,10 @@ def environment(device="cpu"):
 
 
 #: Settings of how a run goes, not of what it computes: left out of the stored
-#: configuration and of the comparison on resume, so that a rerun with another verbosity
-#: or number of parallel jobs resumes.
-RUN_ONLY_KEYS = ("verbose", "n_jobs")
+#: configuration and of the comparison on resume, so that a rerun with another verbosity,
+#: number of parallel jobs or data home (the files are checked by their checksums)
+#: resumes, and a results file records no path of the machine that made it.
+RUN_ONLY_KEYS = ("verbose", "n_jobs", "data_home")
 
 
 def _what_is_computed(config):

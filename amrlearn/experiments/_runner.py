@@ -58,10 +58,13 @@ def grid_cells(config):
 
 
 def skip_reason(dataset, data_home):
-    """The line printed (and stored) for a cell whose dataset is missing."""
-    from ..datasets import get_data_home
+    """The line printed (and stored) for a cell whose dataset is missing.
 
-    return f"skipped: {DATASET_NAMES[dataset]} not found in {get_data_home(data_home)}"
+    It names the data home's setting, not its path: results files record no path of the
+    machine that made them.
+    """
+    where = "data_home" if data_home is not None else "the data home ($AMRLEARN_DATA)"
+    return f"skipped: {DATASET_NAMES[dataset]} not found in {where}"
 
 
 @contextlib.contextmanager
