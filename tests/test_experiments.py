@@ -267,7 +267,7 @@ def test_table2_runs_dd_and_mmr_in_their_groups(tmp_path, monkeypatch):
         ["LeNetSmall", "Std"], ["LeNetSmall", "MMR"], ["LeNetSmall", "AMR"],
     ]  # fmt: skip
     assert "% vs DD " in text and "% vs MMR " in text
-    assert "training time AMR" in text and " vs DD " in text
+    assert "training CPU time AMR" in text and " vs DD " in text
 
 
 def test_cifar_pipeline_on_synthetic_batches(tmp_path, monkeypatch):
