@@ -279,7 +279,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     # does not inflate, so the cost ratios between methods are read from it.
     train_cpu_seconds = time.process_time() - c0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = {
         "dataset": dataset,
         "model": model,
@@ -305,6 +305,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     result["train_seconds"] = train_seconds
     result["train_cpu_seconds"] = train_cpu_seconds
     result["eval_seconds"] = time.perf_counter() - t0
+    result["eval_cpu_seconds"] = time.process_time() - c0
     # The seconds depend on it, and on the CPU the sums' order (so the last digits) too.
     result["torch_threads"] = torch.get_num_threads()
     return result
