@@ -16,9 +16,11 @@ __all__ = [
     "RobustnessCurve",
     "robustness_curve",
     "avg_margin_scorer",
+    "certified_margins",
     "closest_boundary_point",
     "is_linear_model",
     "is_torch_model",
+    "layerwise_lipschitz",
     "linear_margins",
     "lipschitz_margin_bound",
     "make_margin_refit",
@@ -38,6 +40,10 @@ def __getattr__(name):
         from . import _bounds
 
         return getattr(_bounds, name)
+    if name in ("certified_margins", "layerwise_lipschitz"):
+        from . import _certified
+
+        return getattr(_certified, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
