@@ -496,3 +496,23 @@ def test_appendix_f_numbers_have_one_home():
     assert (
         _recipe.method_params("Adv", "cifar10", "ConvNet", {})["eps"] == _paper.ADV_EPS["cifar10"]
     )
+
+
+def test_time_estimate_counts_methods_and_the_evaluation(monkeypatch):
+    from amrlearn.experiments import _estimate, table2
+
+    monkeypatch.setattr(_estimate, "_seconds_per_batch", lambda *a: 1.0)
+    config = table2.default_config("quick")
+    cells = [("mnist", "LeNet", m) for m in ("Std", "AMR", "Adv", "DD")]
+    cells += [("mnist", "LeNetSmall", m) for m in ("Std", "MMR")]
+    train = _estimate._cell_seconds(cells, {**config, "pgd": None})
+    std, adv, dd = (train["mnist", "LeNet", m] for m in ("Std", "Adv", "DD"))
+    assert train["mnist", "LeNet", "AMR"] == std
+    # PGD training pays its attack steps; DD's fine-tuning and MMR their regularizer.
+    assert adv == pytest.approx(8 * std)  # 7 steps of PGD, then the update
+    assert (
+        dd > std and train["mnist", "LeNetSmall", "MMR"] > 2 * train["mnist", "LeNetSmall", "Std"]
+    )
+    # The evaluation is counted on top.
+    full = _estimate._cell_seconds(cells, config)
+    assert all(full[c] > train[c] for c in cells)
