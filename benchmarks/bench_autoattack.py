@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from _bench_common import make_parser, train_quick_net, write_result
 
-from amrlearn.attacks import robust_accuracy
+from amrlearn.attacks import APGD, robust_accuracy
 from amrlearn.experiments._paper import EPS
 from amrlearn.experiments._recipe import per_model
 from amrlearn.experiments._runner import _fixed_points
@@ -88,7 +88,20 @@ def _autoattack(torchattacks, logits, X, y, eps, cache):
 
 
 def _chain(name):
-    return OLD_AUTO if name == "old" else name.split("+")
+    """A chain of ``--chains``: ``"old"``, or names joined by ``+``; ``name/S`` runs an APGD
+    attack of that name with ``S`` iterations (for the study of the chain's budget)."""
+    if name == "old":
+        return OLD_AUTO
+    chain = []
+    for item in name.split("+"):
+        base, _, steps = item.partition("/")
+        if steps:
+            targets = base.removeprefix("apgd-t")
+            loss = "ce" if base == "apgd-ce" else "dlr"
+            n_targets = int(targets or 9) if base.startswith("apgd-t") else 0
+            item = APGD(eps=0.0, steps=int(steps), loss=loss, n_targets=n_targets)
+        chain.append(item)
+    return chain
 
 
 def _net(torchattacks, spec, args):

@@ -51,18 +51,21 @@ def _named(name, pgd, clip):
         return FMN(steps=_FMN_STEPS, clip=clip, **common)
     if name == "min-norm":
         return MinimumNormEnsemble(clip=clip, **common)
-    apgd = {"eps": 0.0, "steps": _APGD_STEPS, "clip": clip, **common}
-    if name == "apgd-ce":
+    base, slash, steps = name.partition("/")
+    if slash and not (steps.isdigit() and int(steps) > 0 and base.startswith("apgd-")):
+        base = name  # not an APGD name with a budget: unknown
+    apgd = {"eps": 0.0, "steps": int(steps) if slash else _APGD_STEPS, "clip": clip, **common}
+    if base == "apgd-ce":
         return APGD(loss="ce", **apgd)
-    if name == "apgd-dlr":
+    if base == "apgd-dlr":
         return APGD(loss="dlr", **apgd)
-    targeted = re.fullmatch(r"apgd-t(\d*)", name)
+    targeted = re.fullmatch(r"apgd-t(\d*)", base)
     if targeted and targeted.group(1) != "0":
         return APGD(loss="dlr", n_targets=int(targeted.group(1) or _APGD_TARGETS), **apgd)
     raise ValueError(
         f"Unknown attack {name!r}: give 'pgd', 'auto', 'pgd-margin', 'fmn', 'min-norm', "
-        "'apgd-ce', 'apgd-dlr', 'apgd-t' (or 'apgd-tK' for K targets), an Attack or a list "
-        "of them."
+        "'apgd-ce', 'apgd-dlr', 'apgd-t' (or 'apgd-tK' for K targets; any APGD name with "
+        "'/S' for S iterations), an Attack or a list of them."
     )
 
 

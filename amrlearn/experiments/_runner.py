@@ -381,9 +381,12 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
         _run_parallel(name, runnable, config, store, track, n_jobs, verbose)
     keys = [cell_key(*c) for c in cells]
     if skipped and not any(k in store for k in keys):
+        from ..datasets import get_data_home
+
         missing = "; ".join(sorted({why.removeprefix("skipped: ") for why in skipped.values()}))
         raise DatasetNotFoundError(
-            f"none of the {len(keys)} cells can run: {missing}. Point data_home (or "
+            f"none of the {len(keys)} cells can run: {missing} "
+            f"({get_data_home(config.get('data_home'))}). Point data_home (or "
             "$AMRLEARN_DATA) at a folder that holds the data."
         )
     pending = [k for k in keys if k not in store and k not in skipped]
