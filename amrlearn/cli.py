@@ -291,11 +291,16 @@ def _add_evaluate(sub):
 def _evaluate(args):
     """Run ``amrlearn evaluate``; returns the exit status. A checkpoint or data file that
     is missing or does not fit the model is the user's mistake: one line."""
+    import warnings
+
     from .datasets import DatasetNotFoundError
     from .evaluation import evaluate_checkpoint
+    from .exceptions import EvaluationWarning
 
     try:
-        report = _run_evaluation(args, evaluate_checkpoint)
+        with warnings.catch_warnings():  # the summary lists the alarms
+            warnings.simplefilter("ignore", EvaluationWarning)
+            report = _run_evaluation(args, evaluate_checkpoint)
     except DatasetNotFoundError:
         raise  # main's one line
     except (FileNotFoundError, ValueError) as exc:  # CheckpointError is a ValueError

@@ -91,16 +91,16 @@ def estimate_seconds(
     from ..utils._inputs import as_input_tensor
 
     fn = as_logit_fn(model, device)
-    xb = as_input_tensor(X, fn.dtype)[:batch_size].to(fn.device)
-    yb = torch.as_tensor(np.asarray(y)[: len(xb)], device=fn.device)
+    xb = as_input_tensor(X, fn.dtype)[:batch_size]
+    yb = fn.targets(np.asarray(y)[: len(xb)], xb).to(fn.device)
+    xb = xb.to(fn.device)
     with fn.eval_mode():
         for _ in range(2):  # a warm-up pass, then the timed one
             t0 = time.perf_counter()
             x = xb.clone().requires_grad_(True)
             logits = fn(x)
             n_classes = logits.shape[1]
-            target = yb.clamp(0, n_classes - 1)
-            torch.nn.functional.cross_entropy(logits, target).backward()
+            torch.nn.functional.cross_entropy(logits, yb).backward()
             if fn.device.type == "cuda":
                 torch.cuda.synchronize()
     per_sample = (time.perf_counter() - t0) / len(xb)

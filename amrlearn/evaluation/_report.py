@@ -124,7 +124,7 @@ class EvaluationReport:
             title += f", weights {src['weights']} (sha256 {src.get('sha256', '?')[:12]})"
         lines = [f"## amrlearn evaluate: {title}", ""]
         if src.get("data"):
-            lines.append(f"Data: {src['data']}, {self.n_points} points.")
+            lines += [f"Data: {src['data']}, {self.n_points} points.", ""]
         lines += [f"Clean accuracy: {pct(100 * self.clean)} %", ""]
         first, rest = self.attacks[0], ", ".join(self.attacks[1:])
         head = ["eps", f"{first} (the paper's attack)" if first == "pgd" else first]
@@ -158,11 +158,14 @@ class EvaluationReport:
                 f"{100 * gap:.1f} points more than {first}; the alarm rings above 5)."
             )
         if self.avg_margin_lower is not None:
-            lines.append(
+            lines += [
+                "",
                 f"Average margin (mean |m|): between {self.avg_margin_lower:.3f} (Theorem 3 "
-                f"estimate, tightened) and {self.avg_margin_upper:.3f} (minimum-norm ensemble)."
-            )
+                f"estimate, tightened) and {self.avg_margin_upper:.3f} (minimum-norm ensemble).",
+            ]
         lines += ["", *(f"- alarm: {a}" for a in self.alarms)]
+        if self.alarms:
+            lines.append("")
         took = f"Took {duration(self.seconds)}"
         if self.estimated_seconds is not None:
             took += f" (estimated {duration(self.estimated_seconds)})"
@@ -190,7 +193,9 @@ class EvaluationReport:
 
             from ..plotting import plot_robustness_curve
 
-            marks = {n: (self.eps, a) for n, a in list(self.robust_by_attack.items())[:1]}
+            first = self.attacks[0]
+            label = f"{first} (the paper's attack)" if first == "pgd" else first
+            marks = {label: (self.eps, self.robust_by_attack[first])}
             if len(self.attacks) > 1:
                 marks["all attacks"] = (self.eps, self.robust)
             ax = plot_robustness_curve(self.curve, pgd=marks)
