@@ -14,7 +14,7 @@ ifeq ($(origin AMRLEARN_DATA),undefined)
   endif
 endif
 
-.PHONY: install test demo lint docs bench clean
+.PHONY: install test demo lint docs bench clean fashion-mnist
 
 install: $(STAMP)
 
@@ -51,6 +51,19 @@ docs: install
 	  fi; }
 	$(PIP) install -q -e ".[docs]" "$(TORCH_PIN)"
 	PYTHON=$(PY) AMRLEARN_DOCS_MATHJAX_DIR=$(MATHJAX_DIR) docs/build.sh
+
+# Fashion-MNIST, optional: Debian's dataset-fashion-mnist, which load_fashion_mnist reads in
+# place. Installed here when missing (as root; otherwise the line to run is printed). Without
+# it `make test` still passes: the Fashion-MNIST tests that need the real files skip.
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+fashion-mnist:
+	@test -f "$(FASHION_MNIST_DIR)/t10k-labels-idx1-ubyte.gz" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else \
+	    echo "error: Fashion-MNIST not found in $(FASHION_MNIST_DIR): run"; \
+	    echo "  sudo apt-get install dataset-fashion-mnist"; exit 1; \
+	  fi; }
 
 # The pins of the `bench` extra of pyproject.toml, installed with --no-deps so that the
 # benchmarks' peers cannot replace the CPU torch.

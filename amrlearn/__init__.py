@@ -6,7 +6,7 @@ between Minimum and Average Margin", as scikit-learn and skorch estimators.
 
 from ._version import __version__
 
-__all__ = ["AMRLogisticRegression", "HardMarginSVC", "__version__", "margin_report"]
+__all__ = ["AMRLogisticRegression", "HardMarginSVC", "__version__", "evaluate", "margin_report"]
 
 
 def __getattr__(name):
@@ -19,6 +19,10 @@ def __getattr__(name):
         from .linear_model import AMRLogisticRegression
 
         return AMRLogisticRegression
+    if name == "evaluate":
+        from .evaluation import evaluate
+
+        return evaluate
     if name == "margin_report":
         from .metrics import margin_report
 

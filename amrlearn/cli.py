@@ -5,7 +5,9 @@ Usage::
     amrlearn demo [--out DIR] [--data-home DIR] [--download | --no-download]
     amrlearn reproduce {figure1,table1,table2,figures} [--quick|--medium|--full]
                        [--device cpu|cuda|auto] [--allow-cpu] [--out DIR] [--data-home DIR]
-                       [--seed N] [--jobs N] [--verbose [N]]
+                       [--seed N] [--jobs N] [--verbose [N]] [--datasets NAME ...]
+    amrlearn evaluate --model SPEC --weights PATH [--data mnist|fashion-mnist|cifar10|FILE.npz]
+                      [--n-points N] [--eps E ...] [--attack A ...] [--out DIR] [...]
 
 Each experiment is a module of :mod:`amrlearn.experiments` with ``default_config(mode)``,
 ``run(config, out_dir) -> dict`` (which writes ``results.json`` cell by cell and resumes),
@@ -62,11 +64,12 @@ def _build_parser():
     parser = argparse.ArgumentParser(
         prog="amrlearn",
         description="Minimum vs. average margin (Wu & Yu): the demo and the paper's experiments.",
-        epilog="Options of a command: 'amrlearn demo --help', 'amrlearn reproduce --help'.",
+        epilog="Options of a command: 'amrlearn demo --help', 'amrlearn reproduce --help', "
+        "'amrlearn evaluate --help'.",
         formatter_class=_Formatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{demo,reproduce}", title="commands"
+        dest="command", required=True, metavar="{demo,reproduce,evaluate}", title="commands"
     )
 
     demo = sub.add_parser(
@@ -160,12 +163,175 @@ def _build_parser():
         help="progress bars: 0 hides them, 1 (or a bare --verbose) shows them "
         "(default: %(default)s)",
     )
+    rep.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="table1 and figures: run these datasets instead of the scale's: mnist, "
+        "fashion-mnist (not in the paper; Debian's dataset-fashion-mnist), cifar10; "
+        "--medium takes mnist and fashion-mnist (default: the scale's, MNIST and CIFAR-10; "
+        "--medium MNIST)",
+    )
+    _add_evaluate(sub)
     return parser
 
 
 _DATA_HOME_HELP = (
     "folder holding mnist/ and cifar-10-batches-py/ (default: $AMRLEARN_DATA, else ~/amrlearn_data)"
 )
+
+_EVALUATE_EPILOG = """model specs:
+  a model of the zoo (LR, MLP, CNN, LeNet, LeNetSmall, ConvNet) with options after a colon: CNN,
+  MLP:hidden=1024, CNN:dropout=0.5,n_classes=10 (in_features and dataset come from the data);
+  or an import path, package.module:Class or package.module:Class:width=64. Leave --model out
+  for a file that holds a whole module.
+weights: a state dict, a dict holding one (state_dict, model_state_dict, model), keys under a
+  module., net. or model. prefix, a whole pickled module (--trust-pickle), or TorchScript.
+  Names that differ from the model's are matched by order and shape, else refused."""
+
+
+def _add_evaluate(sub):
+    ev = sub.add_parser(
+        "evaluate",
+        help="clean and robust accuracy (the paper's PGD and auto), the masking alarm and the "
+        "robustness curve of any trained model",
+        description="Evaluate a trained model: clean accuracy, the paper's l2 PGD and the "
+        "strong 'auto' robust accuracy on an eps grid with the gradient-masking alarm, and the "
+        "robustness curve with its bracket; writes results.json, summary.md and "
+        "robustness_curve.png.",
+        formatter_class=_Formatter,
+        epilog=_EVALUATE_EPILOG,
+    )
+    ev.add_argument("--model", default=None, metavar="SPEC", help="the architecture (see below)")
+    ev.add_argument("--weights", required=True, metavar="PATH", help="the checkpoint file")
+    ev.add_argument(
+        "--data",
+        default="mnist",
+        metavar="NAME|FILE.npz",
+        help="mnist, fashion-mnist, cifar10 (their test sets) or an .npz file with arrays X "
+        "(in [0, 1], or uint8) and y (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--n-points",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="a random subset of this many test points (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--eps",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="E",
+        help="l2 radii (default: the dataset's grid, 0.5 1 1.5 2 on MNIST and Fashion-MNIST, "
+        "0.1 0.2 0.3 0.4 on CIFAR-10)",
+    )
+    ev.add_argument(
+        "--attack",
+        nargs="+",
+        default=["pgd", "auto"],
+        metavar="A",
+        help="the chain: pgd (the paper's), auto (the strong one), apgd-ce, apgd-t, fmn, ... "
+        "(default: pgd auto)",
+    )
+    ev.add_argument(
+        "--steps", type=_positive_int, default=1000, metavar="N", help="PGD steps (default: 1000)"
+    )
+    ev.add_argument(
+        "--step-size", type=float, default=0.01, metavar="S", help="PGD step (default: 0.01)"
+    )
+    ev.add_argument(
+        "--curve-steps",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="steps of the curve's minimum-norm attacks (default: %(default)s)",
+    )
+    ev.add_argument(
+        "--bound-samples",
+        type=_positive_int,
+        default=128,
+        metavar="N",
+        help="Theorem 3's sampled points per input, the curve's lower end (default: "
+        "%(default)s; the paper's: 51200)",
+    )
+    ev.add_argument("--no-curve", action="store_true", help="skip the robustness curve")
+    ev.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a whole pickled module: unpickling runs code from the file, so only for "
+        "files you trust",
+    )
+    ev.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        metavar="N",
+        help="points per batch of the attacks (default: 256)",
+    )
+    ev.add_argument("--device", default="cpu", help="cpu, cuda (or cuda:N) or auto (default: cpu)")
+    ev.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="the subset and attacks' seed (default: 0)"
+    )
+    ev.add_argument(
+        "--out", default="amrlearn_output/evaluate", help="output folder (default: %(default)s)"
+    )
+    ev.add_argument("--data-home", default=None, help=_DATA_HOME_HELP)
+    ev.add_argument(
+        "--verbose",
+        type=_verbosity,
+        default=1,
+        metavar="N",
+        help="0 hides the progress bars and the estimate (default: 1)",
+    )
+
+
+def _evaluate(args):
+    """Run ``amrlearn evaluate``; returns the exit status. A checkpoint or data file that
+    is missing or does not fit the model is the user's mistake: one line."""
+    import warnings
+
+    from .datasets import DatasetNotFoundError
+    from .evaluation import evaluate_checkpoint
+    from .exceptions import EvaluationWarning
+
+    try:
+        with warnings.catch_warnings():  # the summary lists the alarms
+            warnings.simplefilter("ignore", EvaluationWarning)
+            report = _run_evaluation(args, evaluate_checkpoint)
+    except DatasetNotFoundError:
+        raise  # main's one line
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError is a ValueError
+        return _fail(str(exc), _EXIT_USER_ERROR)
+    paths = report.save(args.out)
+    print(report.summary())
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _run_evaluation(args, evaluate_checkpoint):
+    return evaluate_checkpoint(
+        args.model,
+        args.weights,
+        data=args.data,
+        data_home=args.data_home,
+        n_points=args.n_points,
+        eps=args.eps,
+        trust_pickle=args.trust_pickle,
+        bound_samples=args.bound_samples,
+        attack=args.attack,
+        steps=args.steps,
+        step_size=args.step_size,
+        curve=not args.no_curve,
+        curve_steps=args.curve_steps,
+        batch_size=args.batch_size,
+        device=args.device,
+        random_state=args.seed,
+        verbose=args.verbose,
+    )
 
 
 def _verbosity(text):
@@ -237,6 +403,24 @@ def _check_scale(args):
     return None
 
 
+def _check_datasets(args):
+    """The error line for ``--datasets`` that the experiment cannot run, else ``None``."""
+    from .experiments import experiment_datasets
+
+    if args.datasets is None:
+        return None
+    if not experiment_datasets(args.experiment):
+        return f"--datasets: {args.experiment} runs fixed datasets; leave --datasets out."
+    import importlib
+
+    exp = importlib.import_module(f"amrlearn.experiments.{args.experiment}")
+    try:
+        exp.default_config(args.mode, datasets=args.datasets)
+    except ValueError as exc:
+        return f"--datasets: {exc}"
+    return None
+
+
 def _check_mode(experiment, mode):
     """The error line for a scale that ``experiment`` does not have, else ``None``."""
     from .experiments import experiment_modes
@@ -254,11 +438,16 @@ def main(argv=None):
     from .experiments._common import ResultsMismatchError
 
     args = _build_parser().parse_args(_bare_verbose(sys.argv[1:] if argv is None else argv))
+    if args.command == "evaluate" and args.device != "cpu":
+        problem = _check_device(args.device)
+        if problem:
+            return _fail(problem, _EXIT_BAD_ARGUMENT)
     if args.command == "reproduce":
         problem = (
             _check_device(args.device)
             or _check_mode(args.experiment, args.mode)
             or _check_scale(args)
+            or _check_datasets(args)
         )
         if problem:
             return _fail(problem, _EXIT_BAD_ARGUMENT)
@@ -271,6 +460,8 @@ def main(argv=None):
             from .experiments import demo
 
             demo.main(out=args.out, data_home=args.data_home, download=args.download)
+        elif args.command == "evaluate":
+            return _evaluate(args)
         else:
             run_experiment(
                 args.experiment,
@@ -281,6 +472,7 @@ def main(argv=None):
                 seed=args.seed,
                 verbose=args.verbose,
                 n_jobs=args.jobs,
+                **({} if args.datasets is None else {"datasets": args.datasets}),
             )
     except (NotADirectoryError, FileExistsError) as exc:
         return _fail(f"--out: {exc}", _EXIT_BAD_ARGUMENT)

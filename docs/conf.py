@@ -209,6 +209,7 @@ API_ORDER = [
     "amrlearn.neural.models",
     "amrlearn.metrics",
     "amrlearn.attacks",
+    "amrlearn.evaluation",
     "amrlearn.datasets",
     "amrlearn.plotting",
     "amrlearn.utils",

@@ -448,3 +448,23 @@ def test_demo_with_mnist_asks_nothing(tmp_path, monkeypatch, downloads):
     monkeypatch.setattr(demo, "_has_mnist", lambda home: True)
     monkeypatch.setattr("builtins.input", _no_input)
     assert demo._mnist_or_note(str(tmp_path), None) is None and downloads == []
+
+
+def test_datasets_of_reproduce(capsys, no_run):
+    """--datasets reaches run_experiment for table1 and the figures; other experiments and
+    datasets a scale does not have are one line, before anything runs."""
+    status, _, _ = _run(capsys, "reproduce", "table1", "--datasets", "fashion-mnist")
+    assert status == 0 and no_run[-1][1]["datasets"] == ["fashion-mnist"]
+    argv = ["table1", "--medium", "--datasets", "mnist", "fashion-mnist"]
+    assert _run(capsys, "reproduce", *argv)[0] == 0
+    assert no_run[-1][1]["datasets"] == ["mnist", "fashion-mnist"]
+    assert _run(capsys, "reproduce", "figures")[0] == 0 and "datasets" not in no_run[-1][1]
+    n = len(no_run)
+    for argv, words in (
+        (["table2", "--datasets", "fashion-mnist"], "fixed datasets"),
+        (["table1", "--medium", "--datasets", "cifar10"], "mnist, fashion-mnist"),
+        (["figures", "--datasets", "svhn"], "svhn"),
+    ):
+        status, _, err = _run(capsys, "reproduce", *argv)
+        assert status == 2 and words in _one_error_line(err), argv
+    assert len(no_run) == n

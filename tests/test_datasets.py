@@ -68,9 +68,10 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def make_tiny_mnist(home, rng, n_train=20, n_test=10, gz=True):
-    """Write four tiny MNIST IDX files; return their arrays and a checksum table."""
-    folder = Path(home) / "mnist"
+def make_tiny_mnist(home, rng, n_train=20, n_test=10, gz=True, folder="mnist"):
+    """Write four tiny MNIST IDX files into ``home/folder``; return their arrays and a
+    checksum table."""
+    folder = Path(home) / folder
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
         "train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -546,3 +547,122 @@ def test_real_cifar10_if_present():
     X, y = load_cifar10(home, subset="test", return_X_y=True)
     assert X.shape == (10000, 3072) and X.dtype == np.float32
     assert np.bincount(y).tolist() == [1000] * 10
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def no_system_fashion(tmp_path, monkeypatch):
+    """Fashion-MNIST's system folder pointed at an empty one: the data home alone counts."""
+    from amrlearn.datasets import _fashion_mnist
+
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    system.mkdir()
+    monkeypatch.setattr(_fashion_mnist, "_SYSTEM_FOLDERS", (system,))
+    return system
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path, monkeypatch, no_system_fashion):
+    from amrlearn.datasets import _fashion_mnist
+
+    home = tmp_path / "home"
+    arrays, table = make_tiny_mnist(home, np.random.default_rng(11), folder="fashion-mnist")
+    monkeypatch.setattr(_fashion_mnist, "_SHA256", table)
+    return home, arrays
+
+
+def test_real_fashion_mnist_from_the_debian_package(tmp_path):
+    from amrlearn.datasets import load_fashion_mnist
+
+    if not all((FASHION_SYSTEM / name).is_file() for name in MNIST_NAMES):
+        pytest.skip(
+            f"Fashion-MNIST not in {FASHION_SYSTEM} (apt-get install dataset-fashion-mnist)"
+        )
+    bunch = load_fashion_mnist(tmp_path)  # an empty data home: the system folder serves
+    assert bunch.data.shape == (60000, 784) and bunch.data.dtype == np.float32
+    assert np.bincount(bunch.target).tolist() == [6000] * 10
+    assert bunch.data.min() == 0.0 and bunch.data.max() == 1.0
+    assert bunch.filenames[0] == str(FASHION_SYSTEM / "train-images-idx3-ubyte.gz")
+    assert bunch.target_names[9] == "Ankle boot" and "Fashion-MNIST" in bunch.DESCR
+    X, y = load_fashion_mnist(tmp_path, subset="test", flatten=False, return_X_y=True)
+    assert X.shape == (10000, 1, 28, 28) and np.bincount(y).tolist() == [1000] * 10
+    # Not MNIST: the same format, other images.
+    raw = gzip.decompress((FASHION_SYSTEM / "t10k-images-idx3-ubyte.gz").read_bytes())
+    pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(10000, 1, 28, 28)
+    np.testing.assert_array_equal(X, pixels.astype(np.float32) / np.float32(255))
+
+
+def test_tiny_fashion_mnist_end_to_end(tiny_fashion):
+    from amrlearn.datasets import load_fashion_mnist
+
+    home, arrays = tiny_fashion
+    bunch = load_fashion_mnist(home, subset="test", classes=(3, 6))
+    labels = arrays["t10k-labels-idx1-ubyte.gz"]
+    keep = np.isin(labels, [3, 6])
+    np.testing.assert_array_equal(bunch.target, labels[keep])
+    images = arrays["t10k-images-idx3-ubyte.gz"][keep]
+    np.testing.assert_array_equal(bunch.data, images.reshape(-1, 784) / np.float32(255))
+    assert bunch.filenames[0] == str(home / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")
+    assert bunch.target_names.tolist()[:2] == ["T-shirt/top", "Trouser"]
+
+
+def test_fashion_mnist_reads_the_system_folder_after_the_data_home(
+    tmp_path, monkeypatch, no_system_fashion
+):
+    from amrlearn.datasets import _fashion_mnist, load_fashion_mnist
+
+    # The system folder holds one set, the data home another: the data home wins, and a
+    # data home without the files falls back to the system folder.
+    sys_arrays, sys_table = make_tiny_mnist(no_system_fashion, np.random.default_rng(12), folder="")
+    home = tmp_path / "home"
+    home_arrays, home_table = make_tiny_mnist(
+        home, np.random.default_rng(13), folder="fashion-mnist"
+    )
+    name = "t10k-labels-idx1-ubyte.gz"
+    monkeypatch.setattr(_fashion_mnist, "_SHA256", home_table)
+    X, _ = load_fashion_mnist(home, subset="test", return_X_y=True)
+    images = home_arrays["t10k-images-idx3-ubyte.gz"]
+    np.testing.assert_array_equal(X, images.reshape(-1, 784) / np.float32(255))
+    monkeypatch.setattr(_fashion_mnist, "_SHA256", sys_table)
+    bunch = load_fashion_mnist(tmp_path / "empty", subset="test")
+    images = sys_arrays["t10k-images-idx3-ubyte.gz"]
+    np.testing.assert_array_equal(bunch.data, images.reshape(-1, 784) / np.float32(255))
+    assert bunch.filenames[0] == str(no_system_fashion / "t10k-images-idx3-ubyte.gz")
+    # A corrupt file in the system folder is caught like any other.
+    path = no_system_fashion / name
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[-1] ^= 0x01
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(ChecksumError, match="corrupt"):
+        load_fashion_mnist(tmp_path / "empty", subset="test")
+
+
+def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, no_system_fashion):
+    from amrlearn.datasets import load_fashion_mnist
+
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_fashion_mnist(tmp_path, subset="test")
+    message = str(info.value)
+    assert str(tmp_path / "fashion-mnist" / "t10k-images-idx3-ubyte.gz") in message
+    assert str(no_system_fashion) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "download=True" in message and "AMRLEARN_DATA" in message
+
+
+def test_fashion_mnist_download_goes_to_the_data_home(tmp_path, http_root, monkeypatch):
+    from amrlearn.datasets import _fashion_mnist, load_fashion_mnist
+
+    served, url = http_root
+    arrays, table = make_tiny_mnist(served, np.random.default_rng(14), folder="fm")
+    monkeypatch.setattr(_fashion_mnist, "_SHA256", table)
+    monkeypatch.setattr(_fashion_mnist, "_MIRRORS", (url + "nowhere/", url + "fm/"))
+    monkeypatch.setattr(_fashion_mnist, "_SYSTEM_FOLDERS", (tmp_path / "none",))
+    home = tmp_path / "home"
+    _, y = load_fashion_mnist(home, subset="test", return_X_y=True, download=True)
+    np.testing.assert_array_equal(y, arrays["t10k-labels-idx1-ubyte.gz"])
+    assert (home / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+    assert not leftovers(home)

@@ -516,3 +516,104 @@ def test_time_estimate_counts_methods_and_the_evaluation(monkeypatch):
     # The evaluation is counted on top.
     full = _estimate._cell_seconds(cells, config)
     assert all(full[c] > train[c] for c in cells)
+
+
+# --- Fashion-MNIST: a dataset of table1 and figures when asked for -------------------------
+
+
+def test_default_configs_do_not_change_and_fashion_mnist_is_asked_for():
+    """The default configurations stay the paper's datasets (results files of earlier runs
+    still resume); ``datasets=`` adds Fashion-MNIST with MNIST's grid and step size."""
+    from amrlearn.experiments._recipe import method_params, per_model
+
+    for mode in ("quick", "medium", "full"):
+        assert "fashion" not in json.dumps(table1.default_config(mode))
+    assert table1.default_config("quick")["eps"] == {
+        "mnist": [0.5, 1.0, 1.5, 2.0],
+        "cifar10": [0.1, 0.2, 0.3, 0.4],
+    }
+    for mode in ("quick", "medium"):
+        cfg = table1.default_config(mode, datasets=["fashion-mnist"])
+        mnist = table1.default_config(mode)
+        assert cfg["datasets"] == ["fashion-mnist"]
+        assert cfg["eps"] == {"fashion-mnist": mnist["eps"]["mnist"]}
+        for model in ("MLP", "CNN"):
+            pgd, ref = per_model(cfg["pgd"], model), per_model(mnist["pgd"], model)
+            assert pgd["step_size"] == {"fashion-mnist": ref["step_size"]["mnist"]}
+            assert method_params("AMR", "fashion-mnist", model, cfg) == method_params(
+                "AMR", "mnist", model, mnist
+            )
+    both = table1.default_config("medium", datasets=["mnist", "fashion-mnist"])
+    assert both["datasets"] == ["mnist", "fashion-mnist"] and set(both["eps"]) == {
+        "mnist",
+        "fashion-mnist",
+    }
+    assert figures.default_config("quick", datasets=["fashion-mnist"])["datasets"] == [
+        "fashion-mnist"
+    ]
+    assert "fashion" not in json.dumps(figures.default_config("quick"))
+    with pytest.raises(ValueError, match="svhn"):
+        table1.default_config("quick", datasets=["svhn"])
+    with pytest.raises(ValueError, match="medium"):
+        table1.default_config("medium", datasets=["cifar10"])
+    with pytest.raises(ValueError, match="at least one"):
+        figures.default_config("quick", datasets=[])
+
+
+def _tiny_fashion_home(tmp_path, monkeypatch, n_train=60, n_test=30):
+    """A data home with tiny Fashion-MNIST files (checksums injected), and no system copy."""
+    import gzip
+    import struct
+
+    from amrlearn.datasets import _fashion_mnist
+
+    folder = tmp_path / "home" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    table = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        # Class-dependent images, so that a net learns something in two epochs.
+        images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+        images[np.arange(n), labels * 2, :] = 250
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+            raw = header + array.tobytes()
+            name = f"{prefix}-{kind}-ubyte.gz"
+            (folder / name).write_bytes(gzip.compress(raw))
+            table[name] = hashlib.sha256(raw).hexdigest()
+    monkeypatch.setattr(_fashion_mnist, "_SHA256", table)
+    monkeypatch.setattr(_fashion_mnist, "_SYSTEM_FOLDERS", (tmp_path / "no-system",))
+    return tmp_path / "home"
+
+
+def test_table1_and_figures_run_on_fashion_mnist(tmp_path, monkeypatch):
+    home = _tiny_fashion_home(tmp_path, monkeypatch)
+    cfg = _micro(
+        table1.default_config("quick", datasets=["fashion-mnist"]),
+        home,
+        models=["MLP"],
+        methods=["Std"],
+        n_train=60,
+        n_test=30,
+    )
+    res = table1.run(cfg, tmp_path / "t1")
+    cell = res["cells"]["fashion-mnist/MLP/Std"]
+    assert cell["n_train"] == 60 and len(cell["robust"]) == 4 and cell["params"]["tau"] == 5.0
+    assert res["finished"] and res["complete"]
+    text = table1.summarize(res)
+    assert "**Fashion-MNIST**" in text and "| Fashion-MNIST | MLP | Std |" in text
+    assert table1.plot(res, tmp_path / "t1")
+
+    cfg = _micro(
+        figures.default_config("quick", datasets=["fashion-mnist"]),
+        home,
+        models=["LR"],
+        methods=["Std"],
+        n_train=60,
+        n_test=30,
+    )
+    res = figures.run(cfg, tmp_path / "f")
+    names = {Path(p).name for p in figures.plot(res, tmp_path / "f")}
+    assert "fig2_6_tradeoff_fashion-mnist.png" in names
+    assert "Fashion-MNIST" in figures.summarize(res)

@@ -97,3 +97,13 @@ def test_architectures_match_the_cited_papers():
     n_params = sum(p.numel() for p in ln.parameters())
     assert n_params == 20 * 25 + 20 + 50 * 20 * 25 + 50 + 800 * 500 + 500 + 500 * 10 + 10
     assert math.prod(models.INPUT_SHAPES["cifar10"]) == 3072
+
+
+def test_fashion_mnist_models_are_the_mnist_ones():
+    """Fashion-MNIST has MNIST's images: the same architectures, the same weights' shapes."""
+    for make in (models.CNN, models.LeNet, models.LeNetSmall):
+        fashion, mnist = make("fashion-mnist"), make("mnist")
+        assert [p.shape for p in fashion.parameters()] == [p.shape for p in mnist.parameters()]
+    rates = [m.p for m in models.CNN("fashion-mnist").modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.0]
+    assert models.CNN("fashion-mnist")(torch.zeros(2, 784))[0].shape == (2, 10)

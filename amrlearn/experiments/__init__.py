@@ -4,6 +4,6 @@ The command line (:mod:`amrlearn.cli`) only parses arguments and calls
 :func:`run_experiment`.
 """
 
-from ._run import EXPERIMENTS, experiment_modes, run_experiment
+from ._run import EXPERIMENTS, experiment_datasets, experiment_modes, run_experiment
 
-__all__ = ["EXPERIMENTS", "experiment_modes", "run_experiment"]
+__all__ = ["EXPERIMENTS", "experiment_datasets", "experiment_modes", "run_experiment"]

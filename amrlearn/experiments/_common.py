@@ -6,7 +6,13 @@ import platform
 import tempfile
 from pathlib import Path
 
-__all__ = ["ResultStore", "ResultsMismatchError", "environment", "to_jsonable"]
+__all__ = [
+    "ResultStore",
+    "ResultsMismatchError",
+    "check_datasets",
+    "environment",
+    "to_jsonable",
+]
 
 
 class ResultsMismatchError(ValueError):
@@ -30,6 +36,29 @@ def to_jsonable(obj):
     if isinstance(obj, float) and obj != obj:  # NaN is not JSON
         return None
     return obj
+
+
+def check_datasets(datasets, allowed, where):
+    """``datasets`` as a list, checked against ``allowed`` (``where`` names the scale).
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._common import check_datasets
+    >>> check_datasets(("fashion-mnist",), ("mnist", "fashion-mnist"), "table1 --quick")
+    ['fashion-mnist']
+    """
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    datasets = list(datasets)
+    if not datasets:
+        raise ValueError(f"datasets must name at least one dataset of {where}.")
+    bad = [d for d in datasets if d not in allowed]
+    if bad or len(set(datasets)) != len(datasets):
+        raise ValueError(
+            f"datasets of {where}: one or more of {', '.join(allowed)}, each once; got "
+            f"{datasets!r}."
+        )
+    return datasets
 
 
 def environment(device="cpu"):

@@ -10,10 +10,13 @@ A row that the paper does not report (the ablations that amrlearn adds, such as 
 beta = 0) has no entry: :func:`paper_row` returns ``None`` for it.
 """
 
-__all__ = ["EPS", "NOT_IMPLEMENTED", "TABLE1", "TABLE2", "paper_row"]
+__all__ = ["EPS", "EPS_GRIDS", "NOT_IMPLEMENTED", "TABLE1", "TABLE2", "paper_row"]
 
 #: The l2 eps grid of Tables 1 and 2, per dataset.
 EPS = {"mnist": (0.5, 1.0, 1.5, 2.0), "cifar10": (0.1, 0.2, 0.3, 0.4)}
+#: The grid of every dataset amrlearn runs: the paper's, and MNIST's for Fashion-MNIST
+#: (the same images' size and range), which the paper does not use.
+EPS_GRIDS = {**EPS, "fashion-mnist": EPS["mnist"]}
 
 
 def _row(clean, robust, avg_margin=None):

@@ -3,7 +3,7 @@
 import importlib
 from pathlib import Path
 
-__all__ = ["EXPERIMENTS", "experiment_modes", "run_experiment"]
+__all__ = ["EXPERIMENTS", "experiment_datasets", "experiment_modes", "run_experiment"]
 
 #: The experiments of ``amrlearn reproduce``: modules of :mod:`amrlearn.experiments`.
 EXPERIMENTS = ("figure1", "table1", "table2", "figures")
@@ -25,8 +25,34 @@ def experiment_modes(name):
     return getattr(exp, "MODES", ("quick", "full"))
 
 
+def experiment_datasets(name):
+    """The datasets that experiment ``name`` can run (``()``: its datasets are fixed).
+
+    Examples
+    --------
+    >>> from amrlearn.experiments import experiment_datasets
+    >>> experiment_datasets("table1"), experiment_datasets("table2")
+    (('mnist', 'cifar10', 'fashion-mnist'), ())
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}.")
+    exp = importlib.import_module(f"amrlearn.experiments.{name}")
+    if not hasattr(exp, "EXTRA_DATASETS"):
+        return ()
+    return tuple(exp.DATASETS) + tuple(exp.EXTRA_DATASETS)
+
+
 def run_experiment(
-    name, *, mode="quick", device="cpu", out=None, data_home=None, seed=0, verbose=1, n_jobs=1
+    name,
+    *,
+    mode="quick",
+    device="cpu",
+    out=None,
+    data_home=None,
+    seed=0,
+    verbose=1,
+    n_jobs=1,
+    datasets=None,
 ):
     """Run experiment ``name`` and write its results, pictures and summary under ``out``.
 
@@ -48,6 +74,9 @@ def run_experiment(
         depend on it beyond the last digits of CPU sums, and a run resumes under another
         value. The workers are spawned: a script calling this with ``n_jobs > 1`` needs
         multiprocessing's ``if __name__ == "__main__":`` guard.
+    datasets : sequence of str, default=None
+        Table 1 and the figures only: the datasets to run instead of the mode's (see
+        :func:`experiment_datasets`), e.g. ``["fashion-mnist"]``; ``None``: the mode's.
 
     Returns
     -------
@@ -57,7 +86,8 @@ def run_experiment(
     Raises
     ------
     ValueError
-        For an unknown ``name``, or ``n_jobs > 1`` for Figure 1.
+        For an unknown ``name``, ``n_jobs > 1`` for Figure 1, or ``datasets`` that the
+        experiment cannot run.
     NotADirectoryError
         When ``out`` exists and is not a folder.
     DatasetNotFoundError
@@ -71,7 +101,12 @@ def run_experiment(
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"the output folder {out_dir} is a file.")
     exp = importlib.import_module(f"amrlearn.experiments.{name}")
-    config = exp.default_config(mode)
+    if datasets is None:
+        config = exp.default_config(mode)
+    elif experiment_datasets(name):
+        config = exp.default_config(mode, datasets=datasets)
+    else:
+        raise ValueError(f"{name} runs fixed datasets: leave datasets out.")
     config.update(device=device, data_home=data_home, seed=seed, verbose=verbose)
     config.update(n_jobs=n_jobs)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ __all__ = [
     "train_cell",
 ]
 
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 def cell_key(dataset, model, method):
@@ -106,9 +106,10 @@ def load_split(dataset, config, *, flatten):
     DatasetNotFoundError
         When the data home lacks the dataset.
     """
-    from ..datasets import load_cifar10, load_mnist
+    from ..datasets import load_cifar10, load_fashion_mnist, load_mnist
 
-    loader = {"mnist": load_mnist, "cifar10": load_cifar10}[dataset]
+    loader = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
+    loader = loader[dataset]
     home = config.get("data_home")
     Xtr, ytr = loader(home, subset="train", return_X_y=True, flatten=flatten)
     Xte, yte = loader(home, subset="test", return_X_y=True, flatten=flatten)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._paper import MARGIN_RATIO
-from ._paper import EPS, paper_row
+from ._paper import EPS_GRIDS, paper_row
 from ._runner import DATASET_NAMES, cell_key
 
 __all__ = [
@@ -114,7 +114,7 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
     """
     lines = []
     for dataset in dict.fromkeys(r[0] for r in rows):
-        eps = EPS[dataset]
+        eps = EPS_GRIDS[dataset]
         head = ["dataset", "model", "method", "clean"] + [f"eps={e:g}" for e in eps]
         if avg_margin:
             head.append("avg margin")

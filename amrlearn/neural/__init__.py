@@ -6,12 +6,14 @@ adversarial training), the margin baselines of Table 2
 ``DeepDefenseNeuralNetClassifier`` (Deep Defense) and ``MMRNeuralNetClassifier`` (the
 maximum margin regularizer), the models of Appendix F in :mod:`amrlearn.neural.models`, the
 ``MarginTracker`` callback, the pure functions ``feature_margin`` (eq. 14) and
-``orthogonality_penalty``, and the nets' batch iterator ``BatchLoader`` with the
-training-batch augmentation ``random_crop_flip``.
+``orthogonality_penalty``, the nets' batch iterator ``BatchLoader`` with the
+training-batch augmentation ``random_crop_flip``, and ``load_checkpoint``, which loads a
+trained module from the files people save.
 """
 
 from . import models
 from ._callbacks import MarginTracker
+from ._checkpoint import CheckpointError, load_checkpoint
 from ._data import BatchLoader, random_crop_flip
 from ._deepdefense import DeepDefenseNeuralNetClassifier
 from ._mmr import MMRNeuralNetClassifier
@@ -22,10 +24,12 @@ __all__ = [
     "AMRNeuralNetClassifier",
     "AdversarialNeuralNetClassifier",
     "BatchLoader",
+    "CheckpointError",
     "DeepDefenseNeuralNetClassifier",
     "MMRNeuralNetClassifier",
     "MarginTracker",
     "feature_margin",
+    "load_checkpoint",
     "models",
     "orthogonality_penalty",
     "random_crop_flip",

@@ -5,7 +5,8 @@
 (1 x 28 x 28) and CIFAR-10 (3 x 32 x 32); every model also accepts flat input of shape
 ``(n, C * H * W)``, as the loaders return with ``flatten=True``, and reshapes it itself.
 
-Weights use PyTorch's default initialization (the paper does not state one).
+Weights use PyTorch's default initialization (the paper does not state one). Fashion-MNIST
+(``dataset="fashion-mnist"``, not in the paper) gets MNIST's architectures.
 """
 
 import math
@@ -106,7 +107,8 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """The MNIST and CIFAR-10 CNNs of Carlini & Wagner (2017), used by the paper.
 
-    * ``"mnist"``: conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-out;
+    * ``"mnist"`` (and ``"fashion-mnist"``, MNIST's images):
+      conv32-conv32-pool-conv64-conv64-pool-fc200-fc200-out;
     * ``"cifar10"``: conv64-conv64-pool-conv128-conv128-pool-fc256-fc256-out.
 
     Convolutions are 3x3 without padding, pools 2x2 max pools, every hidden layer is
@@ -117,7 +119,7 @@ class CNN(nn.Module):
 
     Parameters
     ----------
-    dataset : {"mnist", "cifar10"}, default="mnist"
+    dataset : {"mnist", "fashion-mnist", "cifar10"}, default="mnist"
     dropout : float, default=None
         Dropout rate; ``None`` means 0.5 for CIFAR-10 and 0 for MNIST.
     n_classes : int, default=10
@@ -140,7 +142,7 @@ class CNN(nn.Module):
         super().__init__()
         self.input_shape = _input_shape(dataset)
         c, h, _ = self.input_shape
-        f1, f2, d = (32, 64, 200) if dataset == "mnist" else (64, 128, 256)
+        f1, f2, d = (64, 128, 256) if dataset == "cifar10" else (32, 64, 200)
         if dropout is None:
             dropout = 0.5 if dataset == "cifar10" else 0.0
         self.features = nn.Sequential(
@@ -218,7 +220,7 @@ class LeNet(nn.Module):
 
     Parameters
     ----------
-    dataset : {"mnist", "cifar10"}, default="mnist"
+    dataset : {"mnist", "fashion-mnist", "cifar10"}, default="mnist"
     n_classes : int, default=10
 
     References
@@ -260,7 +262,7 @@ class LeNetSmall(nn.Module):
 
     Parameters
     ----------
-    dataset : {"mnist", "cifar10"}, default="mnist"
+    dataset : {"mnist", "fashion-mnist", "cifar10"}, default="mnist"
     n_classes : int, default=10
 
     References
