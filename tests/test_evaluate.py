@@ -222,7 +222,7 @@ def test_evaluate_reports_both_numbers_the_curve_and_writes_three_files(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EvaluationWarning)  # 5 PGD steps may ring it
         report = amrlearn.evaluate(model, X, y, eps=[0.05, 0.5], n_points=20, **CHEAP)
-    assert report.n_points == 20 and report.attacks == ["pgd", "fmn", "apgd-ce", "apgd-t3"]
+    assert report.n_points == 20 and report.attacks == ["pgd", "fmn", "apgd-ce/50", "apgd-t3/50"]
     full = amrlearn.evaluate(model, X, y, eps=[0.0], attack="pgd", curve=False, steps=2)
     assert full.clean == pytest.approx(20 / 24) and full.robust[0] == pytest.approx(full.clean)
     assert full.curve is None and full.robust_pgd is not None and full.masking == []

@@ -50,7 +50,7 @@ def test_auto_gives_pgd_and_auto_in_one_call_with_auto_below_pgd_per_sample(mlp,
     res = robust_accuracy(
         mlp, X, y, eps=grid, attack=["pgd", "auto"], return_details=True, **PGD_KW
     )
-    assert res.attacks == ["pgd", "fmn", "apgd-ce", "apgd-t3"]
+    assert res.attacks == ["pgd", "fmn", "apgd-ce/50", "apgd-t3/50"]
     pgd = res.robust_by_attack["pgd"]
     assert not np.any(res.robust & ~pgd), "a sample robust under auto must be under pgd"
     # Robust at a radius implies robust at every smaller one.
@@ -66,7 +66,7 @@ def test_auto_gives_pgd_and_auto_in_one_call_with_auto_below_pgd_per_sample(mlp,
     )
     # "auto" alone is the strong chain, without the paper's attack.
     auto = robust_accuracy(mlp, X, y, eps=grid, attack="auto", return_details=True, **PGD_KW)
-    assert auto.attacks == list(AUTO_ATTACKS) == ["fmn", "apgd-ce", "apgd-t3"]
+    assert auto.attacks == list(AUTO_ATTACKS) == ["fmn", "apgd-ce/50", "apgd-t3/50"]
 
 
 def test_min_norm_stage_runs_once_and_breaks_at_every_eps_above_its_distance(
@@ -116,6 +116,11 @@ def test_targeted_apgd_names():
     pgd = dict(batch_size=8, device=None, verbose=0, random_state=0)
     assert _named("apgd-t", pgd, None).n_targets == 9
     assert _named("apgd-t3", pgd, None).n_targets == 3
+    assert _named("apgd-t3/50", pgd, None).get_params()["steps"] == 50
+    assert _named("apgd-ce", pgd, None).get_params()["steps"] == 100
+    for bad in ("apgd-ce/0", "apgd-ce/x", "pgd/5"):
+        with pytest.raises(ValueError, match="Unknown attack"):
+            _named(bad, pgd, None)
     with pytest.raises(ValueError, match="Unknown attack"):
         _named("apgd-t0", pgd, None)
 

@@ -29,7 +29,7 @@ from ._pgd import L2PGD
 __all__ = ["AUTO_ATTACKS", "MASKING_GAP", "RobustAccuracyResult", "robust_accuracy"]
 
 #: The chain of ``attack="auto"`` (the study behind it: docs/user_guide/evaluation.rst).
-AUTO_ATTACKS = ("fmn", "apgd-ce", "apgd-t3")
+AUTO_ATTACKS = ("fmn", "apgd-ce/50", "apgd-t3/50")
 #: The gradient-masking alarm: later attacks of a chain break more than this fraction
 #: of the samples that the first one left robust at some eps.
 MASKING_GAP = 0.05
@@ -53,7 +53,7 @@ def _named(name, pgd, clip):
         return MinimumNormEnsemble(clip=clip, **common)
     base, slash, steps = name.partition("/")
     if slash and not (steps.isdigit() and int(steps) > 0 and base.startswith("apgd-")):
-        base = name  # not an APGD name with a budget: unknown
+        base, slash = name, ""  # not an APGD name with a budget: unknown
     apgd = {"eps": 0.0, "steps": int(steps) if slash else _APGD_STEPS, "clip": clip, **common}
     if base == "apgd-ce":
         return APGD(loss="ce", **apgd)
@@ -150,7 +150,7 @@ class RobustAccuracyResult:
     robust : ndarray of bool of shape (n_samples, n_eps)
         Which samples survive every attack at each eps.
     attacks : list of str
-        The chain's attacks, in order (``["fmn", "apgd-ce", "apgd-t3"]`` for
+        The chain's attacks, in order (``["fmn", "apgd-ce/50", "apgd-t3/50"]`` for
         ``"auto"``).
     robust_by_attack : dict of str to ndarray of bool of shape (n_samples, n_eps)
         Per attack, the samples that survive it and every attack before it. The first
@@ -171,7 +171,7 @@ class RobustAccuracyResult:
     >>> res = robust_accuracy(net, X, y, eps=[0.1, 0.5], attack=["pgd", "auto"], steps=20,
     ...                       step_size=0.05, random_state=0, return_details=True)
     >>> res.attacks
-    ['pgd', 'fmn', 'apgd-ce', 'apgd-t3']
+    ['pgd', 'fmn', 'apgd-ce/50', 'apgd-t3/50']
     >>> bool(np.all(res.accuracy <= res.accuracy_by_attack["pgd"]))
     True
     """
@@ -233,8 +233,8 @@ def robust_accuracy(
     ``attack`` chooses the evaluation: ``"pgd"``, the paper's (l2 PGD on the
     cross-entropy), ``"auto"``, the strongest the library has at a fraction of
     AutoAttack's cost (a minimum-norm FMN run once across the grid, then APGD on the
-    cross-entropy and targeted APGD on the DLR loss at the 3 likeliest wrong classes,
-    each on the survivors of the ones before), or ``["pgd", "auto"]``, the paper's
+    cross-entropy and targeted APGD on the DLR loss at the 3 likeliest wrong classes, 50
+    iterations each, each on the survivors of the ones before), or ``["pgd", "auto"]``, the paper's
     number and the strong one from one call. A sample is robust only if it survives
     every attack of the chain.
 
@@ -262,10 +262,12 @@ def robust_accuracy(
         The chain of attacks:
 
         - ``"pgd"``: :class:`L2PGD` on the cross-entropy, the paper's attack;
-        - ``"auto"``: ``["fmn", "apgd-ce", "apgd-t3"]`` (:data:`AUTO_ATTACKS`), the
-          strong evaluation: at most AutoAttack's robust accuracy plus half a point on
-          every net and eps of ``benchmarks/bench_autoattack.py``, at about a tenth of
-          its time (the study is in the user guide's evaluation page). FMN's logit
+        - ``"auto"``: ``["fmn", "apgd-ce/50", "apgd-t3/50"]`` (:data:`AUTO_ATTACKS`),
+          the strong evaluation: FMN once across the grid, then APGD-CE and APGD-T on 3
+          targets with 50 iterations each; at most AutoAttack's robust accuracy plus
+          half a point on every net and eps of ``benchmarks/bench_autoattack.py``, at
+          about a tenth of its time (the study is in the user guide's evaluation
+          page). FMN's logit
           margin and APGD-T's DLR loss keep a gradient where the softmax saturates (see
           :func:`attack_loss`); ``"auto"`` may stand inside a list, as in
           ``["pgd", "auto"]``;
@@ -273,7 +275,8 @@ def robust_accuracy(
         - ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``: :class:`APGD` with 100 iterations
           on the cross-entropy, on the DLR loss, and targeted on the DLR loss at the 9
           most likely wrong classes (AutoAttack's APGD-T); ``"apgd-tK"`` aims at the
-          ``K`` most likely ones;
+          ``K`` most likely ones, and any APGD name with ``"/S"`` runs ``S``
+          iterations (``"apgd-t3/50"``);
         - ``"fmn"``: :class:`FMN` with 100 steps, and ``"min-norm"``: the
           :class:`MinimumNormEnsemble`, each run once across the grid;
         - a :class:`FixedEpsilonAttack` instance, run with its own hyperparameters at
@@ -329,7 +332,7 @@ def robust_accuracy(
     >>> res = robust_accuracy(net, X, y, eps=[0.0, 0.1, 0.5], attack=["pgd", "auto"],
     ...                       steps=20, step_size=0.05, random_state=0, return_details=True)
     >>> res.attacks
-    ['pgd', 'fmn', 'apgd-ce', 'apgd-t3']
+    ['pgd', 'fmn', 'apgd-ce/50', 'apgd-t3/50']
     >>> bool(np.all(res.accuracy <= acc))
     True
     """

@@ -210,7 +210,7 @@ def evaluate(
     >>> report = amrlearn.evaluate(net, X, y, eps=[0.05, 0.2], steps=20, step_size=0.02,
     ...                            curve_steps=20, bound_params={"batch_size": 16})
     >>> report.clean, report.attacks
-    (1.0, ['pgd', 'fmn', 'apgd-ce', 'apgd-t3'])
+    (1.0, ['pgd', 'fmn', 'apgd-ce/50', 'apgd-t3/50'])
     >>> bool(np.all(report.robust <= report.robust_pgd))
     True
     """

@@ -29,7 +29,7 @@ class EvaluationReport:
         Clean accuracy.
     eps : ndarray of shape (n_eps,)
     attacks : list of str
-        The chain that ran, in order (``["pgd", "fmn", "apgd-ce", "apgd-t3"]`` for the
+        The chain that ran, in order (``["pgd", "fmn", "apgd-ce/50", "apgd-t3/50"]`` for the
         default ``["pgd", "auto"]``).
     robust : ndarray of shape (n_eps,)
         Robust accuracy under the whole chain: the strong number.

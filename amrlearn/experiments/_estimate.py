@@ -72,7 +72,7 @@ def eval_gradients(n_points, n_eps, chain_steps, fmn_steps=100):
     """Gradient evaluations (per sample) of ``robust_accuracy`` on ``n_points`` points.
 
     ``chain_steps`` is the cost of the fixed-eps attacks on a robust sample at one eps
-    (for ``["pgd", "auto"]``: the PGD steps, 100 for APGD-CE and 300 for APGD-T on 3
+    (for ``["pgd", "auto"]``: the PGD steps, 50 for APGD-CE and 150 for APGD-T on 3
     targets); the minimum-norm FMN runs once per sample. A fraction
     ``_ROBUST_FRACTION`` of the samples is taken as robust at each eps.
 
@@ -129,7 +129,7 @@ def _chain_steps(config, pgd):
     chain = config.get("pgd_loss", ["pgd", "auto"])
     chain = [chain] if isinstance(chain, str) else list(chain)
     cost = {"pgd": pgd["steps"], "ce": pgd["steps"], "pgd-margin": pgd["steps"]}
-    cost.update(margin=pgd["steps"], auto=400, **{"apgd-ce": 100, "apgd-t": 900})
+    cost.update(margin=pgd["steps"], auto=200, **{"apgd-ce": 100, "apgd-t": 900})
     return sum(cost.get(name, 100) for name in chain)
 
 
