@@ -4,14 +4,16 @@
 beta>0`` for Lipschitz constant regularization), ``AdversarialNeuralNetClassifier`` (PGD
 adversarial training), the margin baselines of Table 2
 ``DeepDefenseNeuralNetClassifier`` (Deep Defense) and ``MMRNeuralNetClassifier`` (the
-maximum margin regularizer), the models of Appendix F in :mod:`amrlearn.neural.models`, the
-``MarginTracker`` callback, the pure functions ``feature_margin`` (eq. 14) and
-``orthogonality_penalty``, and the nets' batch iterator ``BatchLoader`` with the
-training-batch augmentation ``random_crop_flip``.
+maximum margin regularizer), the certified baseline ``GloRoNeuralNetClassifier`` (with
+``gloro_logits``; AMR trains certified margins with ``margin="certified"``), the models
+of Appendix F in :mod:`amrlearn.neural.models`, the ``MarginTracker`` callback, the pure
+functions ``feature_margin`` (eq. 14) and ``orthogonality_penalty``, and the nets' batch
+iterator ``BatchLoader`` with the training-batch augmentation ``random_crop_flip``.
 """
 
 from . import models
 from ._callbacks import MarginTracker
+from ._certified import GloRoNeuralNetClassifier, gloro_logits
 from ._data import BatchLoader, random_crop_flip
 from ._deepdefense import DeepDefenseNeuralNetClassifier
 from ._mmr import MMRNeuralNetClassifier
@@ -23,9 +25,11 @@ __all__ = [
     "AdversarialNeuralNetClassifier",
     "BatchLoader",
     "DeepDefenseNeuralNetClassifier",
+    "GloRoNeuralNetClassifier",
     "MMRNeuralNetClassifier",
     "MarginTracker",
     "feature_margin",
+    "gloro_logits",
     "models",
     "orthogonality_penalty",
     "random_crop_flip",
