@@ -23,7 +23,7 @@ def plot_robustness_curve(curve, *, pgd=None, ax=None, label=None, color="C0"):
     pgd : dict of str to (sequence, sequence), default=None
         Fixed-radius evaluations to mark on the curve, e.g.
         ``{"auto": (eps, accuracies)}`` from :func:`amrlearn.attacks.robust_accuracy`
-        (accuracies as fractions).
+        (accuracies as fractions): hollow markers of ``color``, one shape per entry.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
     label : str, default=None
@@ -67,7 +67,8 @@ def plot_robustness_curve(curve, *, pgd=None, ax=None, label=None, color="C0"):
     ax.plot(eps, lo, drawstyle="steps-post", color=color, ls="--", label="Theorem 3 estimate")
     ax.fill_between(eps, bottom, up, step="post", color=color, alpha=0.15)
     for i, (name, (e, acc)) in enumerate((pgd or {}).items()):
-        ax.plot(e, 100 * np.asarray(acc), ls="none", marker="os^D"[i % 4], label=name)
+        ax.plot(e, 100 * np.asarray(acc), ls="none", marker="os^D"[i % 4], mfc="none",
+                mec=color, mew=1.5, label=name)  # fmt: skip
     ax.set(xlabel="l2 eps", ylabel="robust accuracy (%)", ylim=(0, 100))
     ax.legend(fontsize="small")
     return ax
