@@ -204,11 +204,14 @@ def test_certified_training_raises_the_certified_margin(digits):
 
 def test_nets_round_trip_and_refuse_what_they_cannot_bound(digits):
     X, y = digits[0][:96], digits[1][:96]
-    net = GloRoNeuralNetClassifier(eps=0.2, **{**COMMON, "max_epochs": 2}).fit(X, y)
+    net = GloRoNeuralNetClassifier(eps=0.2, warmup_epochs=4, **{**COMMON, "max_epochs": 2})
+    net.fit(X, y)
+    assert net.current_eps() == pytest.approx(0.1)  # epoch 2 of a 4-epoch ramp
     assert isinstance(net.feature_lipschitz_, FeatureLipschitz)
     copy = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(copy.predict(X), net.predict(X))
-    copy.partial_fit(X, y)  # the bound is rebuilt for the unpickled module
+    copy.partial_fit(X, y, epochs=1)  # the bound is rebuilt for the unpickled module
+    assert copy.current_eps() == pytest.approx(0.15)  # the ramp goes on
     net.initialize()
     assert net.feature_lipschitz_ is None
     tanh = nn.Sequential(nn.Linear(64, 8), nn.Tanh(), nn.Linear(8, 10))
@@ -227,3 +230,22 @@ def test_nets_round_trip_and_refuse_what_they_cannot_bound(digits):
         AMRNeuralNetClassifier(models.MLP, lipschitz="svd", max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="eps"):
         GloRoNeuralNetClassifier(models.MLP, eps=-1.0, max_epochs=1).fit(X, y)
+
+
+def test_experiment_recipe_builds_the_certified_methods():
+    """The experiments' recipe knows certified AMR and GloRo (their defaults, and the
+    configuration's overrides), so a table can list them as rows."""
+    from amrlearn.experiments import _recipe, table1
+
+    cfg = {**table1.default_config("medium"), "gloro": {"eps": {"mnist": 1.0}}}
+    data = {"X_test": np.zeros((4, 784), np.float32), "y_test": np.arange(4)}
+    kw = dict(callbacks=[], max_epochs=2)
+    net, params = _recipe.build_net(
+        "mnist", "MLP", "certified AMR", cfg, data, torch.device("cpu"), **kw
+    )
+    assert isinstance(net, AMRNeuralNetClassifier) and net.margin == "certified"
+    assert params == {"lam": 0.3, "beta": cfg["beta"], "tau": 2.0, "margin": "certified",
+                      "lipschitz": "power"}  # fmt: skip
+    net, params = _recipe.build_net("mnist", "CNN", "GloRo", cfg, data, torch.device("cpu"), **kw)
+    assert isinstance(net, GloRoNeuralNetClassifier)
+    assert (net.eps, net.warmup_epochs) == (1.0, 8)  # half of the CNN's 15 medium epochs

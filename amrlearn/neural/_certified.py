@@ -7,7 +7,7 @@ for the certified margin of :class:`~amrlearn.neural.AMRNeuralNetClassifier`
 training of Leino et al. (2021), the baseline certified AMR must beat.
 """
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -148,8 +148,13 @@ class GloRoNeuralNetClassifier(LipschitzBoundMixin, FeatureMarginNet):
     ----------
     eps : float, default=0.5
         The l2 radius trained for (GloRo trains MNIST at the radius it certifies,
-        1.58; larger values cost clean accuracy). Raise it during training with a
-        callback and ``set_params(eps=...)`` for a schedule.
+        1.58; larger values cost clean accuracy).
+    warmup_epochs : int, default=0
+        Raise the radius linearly over the first epochs: epoch ``e`` (from 1) trains at
+        ``eps * min(1, e / warmup_epochs)``. From the start at full ``eps``, a deep net,
+        whose Lipschitz bound at initialization is large, can collapse to a constant
+        prediction (certified everywhere, right on one class): GloRo's authors raise
+        eps over the first half of training.
 {LIPSCHITZ_PARAM_DOC}{NET_PARAMS_DOC}
     Attributes
     ----------
@@ -193,20 +198,30 @@ class GloRoNeuralNetClassifier(LipschitzBoundMixin, FeatureMarginNet):
     _parameter_constraints = {
         **FeatureMarginNet._parameter_constraints,
         "eps": [Interval(Real, 0, None, closed="left")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "lipschitz": [StrOptions(set(LIPSCHITZ_METHODS))],
     }
 
-    def __init__(self, module, *args, eps=0.5, lipschitz="power", **kwargs):
+    def __init__(self, module, *args, eps=0.5, warmup_epochs=0, lipschitz="power", **kwargs):
         super().__init__(module, *args, **kwargs)
         self.eps = eps
+        self.warmup_epochs = warmup_epochs
         self.lipschitz = lipschitz
+
+    def current_eps(self):
+        """The radius trained for now: ``eps``, ramped over ``warmup_epochs`` (the epoch
+        is the length of ``history``, so ``partial_fit`` continues the ramp)."""
+        if not self.warmup_epochs:
+            return float(self.eps)
+        epoch = max(len(self.history or ()), 1)
+        return float(self.eps) * min(1.0, epoch / self.warmup_epochs)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The cross-entropy over :func:`gloro_logits`."""
         logits, _, layer = self._logits_features_layer(y_pred)
         self._check_n_outputs(logits.shape[1])
         L = pairwise_lipschitz(layer.weight, self.feature_lipschitz(X, training=training))
-        augmented = gloro_logits(logits, L.to(logits.dtype), float(self.eps))
+        augmented = gloro_logits(logits, L.to(logits.dtype), self.current_eps())
         # skorch's loss (the criterion on the targets), past FeatureMarginNet's check of
         # the number of outputs, which the bottom logit adds one to.
         y_true = to_tensor(y_true, device=logits.device)
