@@ -27,7 +27,9 @@ class EvaluationWarning(UserWarning):
       gradient masking, named by eps;
     - Theorem 3's estimate of a sample's distance to the boundary exceeds the distance
       of an adversarial point actually found: the sampled Lipschitz constant fell
-      short, so the Theorem 3 estimate is no bound for that sample.
+      short, so the Theorem 3 estimate is no bound for that sample;
+    - a certified margin exceeds the distance of an adversarial point found, which a
+      proven bound cannot do: a bug to report.
 
     Examples
     --------

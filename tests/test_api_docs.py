@@ -14,6 +14,7 @@ NETS = [
     neural.AdversarialNeuralNetClassifier,
     neural.DeepDefenseNeuralNetClassifier,
     neural.MMRNeuralNetClassifier,
+    neural.GloRoNeuralNetClassifier,
 ]
 
 

@@ -5,6 +5,9 @@ one: the closed form (affine models), the nearest point of another class on a de
 (2-D inputs), and the closest adversarial point that the minimum-norm attacks find.
 """
 
+import contextlib
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from amrlearn.attacks import MinimumNormEnsemble
+from amrlearn.exceptions import EvaluationWarning
 from amrlearn.metrics import certified_margins, layerwise_lipschitz, linear_margins
 from amrlearn.metrics._spectral import (
     adjoint_of,
@@ -423,3 +427,113 @@ def test_bad_parameters():
         certified_margins(net, X, batch_size=0)
     with pytest.raises(ValueError, match="y must have shape"):
         certified_margins(net, X, [0])
+
+
+# -- the certificate beside the other bounds: margin_bounds, robustness_curve, margin_report
+
+
+@contextlib.contextmanager
+def _no_certificate_alarm():
+    """The cheap Theorem 3 budget may fall short (its own alarm, let through); the
+    certificate's alarm must stay silent."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EvaluationWarning)
+        yield
+    assert not [w for w in caught if "certified margin exceeds" in str(w.message)]
+
+
+BOUND_KW = {"n_batches": 1, "batch_size": 64, "attack_steps": 40}
+
+
+@pytest.mark.parametrize("name", ["mlp", "bn_mlp", "cnn"])
+def test_margin_bounds_and_curve_carry_the_certificate(request, digits, name):
+    from amrlearn.metrics import margin_bounds, robustness_curve
+
+    net = request.getfixturevalue(name)
+    X, y = digits
+    X = X[:40] if name != "cnn" else X[:30].reshape(-1, 1, 8, 8)
+    y = y[: len(X)].copy()
+    y[:4] = (y[:4] + 1) % 10  # a few wrong labels: negative margins
+    with _no_certificate_alarm():
+        res = margin_bounds(net, X, y, **BOUND_KW)
+        curve = robustness_curve(
+            net, X, y, eps=[0.0, 0.05, 0.1, 0.2, 0.4], attack_steps=40,
+            bound_params={"n_batches": 1, "batch_size": 64},
+        )  # fmt: skip
+    cert = res["certified"]
+    np.testing.assert_allclose(cert, certified_margins(net, X, y), rtol=1e-12)
+    right = res["y_pred"] == y
+    assert np.all((cert > 0) <= right) and np.all(cert[~right] <= 0)
+    # The certificate never passes the attack's end of the interval: where the prediction
+    # is right, cert <= upper (the distance found); where wrong, cert >= lower (= -distance).
+    d = np.where(right, res["upper"], -res["lower"])
+    _assert_below(cert, d)
+    assert np.median(np.abs(cert)) > 1e-3
+    # The curve: certified accuracy is mean(cert > eps), below the attack's everywhere.
+    np.testing.assert_array_equal(curve.certified, cert)
+    expected = [(cert > e).mean() for e in curve.eps]
+    np.testing.assert_allclose(curve.accuracy_certified, expected, rtol=1e-12)
+    np.testing.assert_allclose(curve.accuracy_certified_at(curve.eps), expected, rtol=1e-12)
+    assert np.all(curve.accuracy_certified <= curve.accuracy)
+    assert margin_bounds(net, X, y, lower=False, certified=False, **BOUND_KW)["certified"] is None
+
+
+def test_linear_model_certificate_is_its_exact_margin(digits):
+    from amrlearn.metrics import margin_bounds, margin_report, robustness_curve
+
+    X, y = digits
+    clf = LogisticRegression(max_iter=300).fit(X[:300], y[:300])
+    res = margin_bounds(clf, X[300:350], y[300:350])
+    np.testing.assert_allclose(res["certified"], res["exact"], rtol=1e-10)
+    curve = robustness_curve(clf, X[300:350], y[300:350], eps=[0.0, 0.1, 0.2], clip=None)
+    np.testing.assert_allclose(curve.accuracy_certified, curve.accuracy)
+    rep = margin_report(clf, X[300:350], y[300:350])
+    assert rep["avg_certified_margin"] == pytest.approx(rep["avg_margin"], rel=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::amrlearn.exceptions.EvaluationWarning")
+def test_unsupported_nets_keep_every_other_number():
+    """A Tanh net has no certificate: None in margin_bounds and robustness_curve, NaN in
+    margin_report (the keys stay the same), and the rest as before."""
+    from amrlearn.metrics import margin_bounds, margin_report, robustness_curve
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    X = np.random.default_rng(0).uniform(size=(10, 4)).astype(np.float32)
+    y = net(torch.from_numpy(X)).argmax(1).numpy()
+    kw = {"n_batches": 1, "batch_size": 16, "attack_steps": 10}
+    res = margin_bounds(net, X, y, **kw)
+    assert res["certified"] is None and np.all(res["lower"] <= res["upper"])
+    curve = robustness_curve(
+        net, X, y, eps=[0.0, 0.1], attack_steps=10, bound_params={"batch_size": 16}
+    )
+    assert curve.certified is None and curve.accuracy_certified is None
+    assert curve.accuracy_certified_at([0.1]) is None
+    rep = margin_report(net, X, y, bound_params=kw)
+    assert np.isnan(rep["avg_certified_margin"]) and np.isfinite(rep["avg_margin"])
+    assert "avg_certified_margin" not in margin_report(net, X, y, certified=False, bound_params=kw)
+    # Other errors are not swallowed.
+    with pytest.raises(ValueError, match="y must have shape|samples"):
+        margin_bounds(nn.Sequential(nn.Linear(4, 3)), X, y[:3], **kw)
+
+
+def test_margin_report_avg_certified_margin(mlp, digits):
+    from amrlearn.metrics import margin_report
+
+    X, y = digits[0][:50], digits[1][:50]
+    with _no_certificate_alarm():
+        rep = margin_report(mlp, X, y, bound_params=BOUND_KW)
+    cert = certified_margins(mlp, X, y)
+    assert rep["avg_certified_margin"] == pytest.approx(np.abs(cert).mean(), rel=1e-12)
+    assert 0 < rep["avg_certified_margin"] <= rep["avg_margin_upper"]
+
+
+def test_certificate_alarm(monkeypatch, mlp, digits):
+    """The alarm that no proven bound can trip: a certificate above a found distance."""
+    from amrlearn.exceptions import EvaluationWarning
+    from amrlearn.metrics import _certified, margin_bounds
+
+    honest = _certified.certified_radii
+    monkeypatch.setattr(_certified, "certified_radii", lambda *a, **k: 100.0 * honest(*a, **k))
+    with pytest.warns(EvaluationWarning, match="certified margin exceeds the distance"):
+        margin_bounds(mlp, digits[0][:10], digits[1][:10], lower=False, attack_steps=10)

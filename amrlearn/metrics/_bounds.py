@@ -326,6 +326,7 @@ def margin_bounds(
     *,
     upper=True,
     lower=True,
+    certified=True,
     radius=5.0,
     n_batches=50,
     batch_size=1024,
@@ -366,6 +367,9 @@ def margin_bounds(
         Which ends to compute: ``upper`` runs the attack, ``lower`` the Theorem 3
         estimate. An end of the interval whose bound was skipped is the trivial one
         (``d >= 0``, ``d <= inf``).
+    certified : bool, default=True
+        Also compute the certified margin (:func:`~amrlearn.metrics.certified_margins`),
+        a proven lower bound, beside Theorem 3's estimate.
     radius, n_batches, batch_size, clip, random_state, device, verbose
         The budget of the Theorem 3 estimate, as for :func:`lipschitz_margin_bound` (defaults:
         the paper's). ``clip`` is also the attack's box.
@@ -385,6 +389,12 @@ def margin_bounds(
         - ``lipschitz``: the paper's estimator of the signed margin, Theorem 3 alone
           (:func:`lipschitz_margin_bound`, signed), never tightened by the attack;
           ``None`` when ``lower=False``;
+        - ``certified``: the signed certified margin
+          (:func:`~amrlearn.metrics.certified_margins`), ``|certified| <= d`` with a
+          proof: ``0 <= certified <= m`` where the prediction is right,
+          ``m <= certified <= 0`` where it is wrong. ``None`` where the model is not
+          certifiable (a layer that ``certified_margins`` does not list, such as Tanh;
+          the other keys are computed as usual) or with ``certified=False``;
         - ``exact``: the signed margin in closed form (eq. (6)) where the model is
           affine, else ``None``. The interval then shrinks to it (unless an ``attack``
           is given, which then only gives the upper end);
@@ -403,7 +413,8 @@ def margin_bounds(
 
     Warnings, all :class:`~amrlearn.exceptions.EvaluationWarning`: ``lipschitz`` above
     the attack's distance on some samples (the sampled Lipschitz constant fell short:
-    Theorem 3's estimate is then no bound); ``X`` outside ``clip`` (the sampled points
+    Theorem 3's estimate is then no bound); ``certified`` above the attack's distance
+    (which a proven bound cannot be: a bug); ``X`` outside ``clip`` (the sampled points
     are clipped into a box the sample is not in); a model whose output is random in
     eval mode.
 
@@ -455,6 +466,13 @@ def margin_bounds(
                 random_state=random_state,
                 verbose=verbose,
             )
+    cert = None
+    if certified:
+        from ._certified import certified_radii, check_certificate
+
+        cert = certified_radii(model, X_t, batch_size=batch_size, device=device)
+        if cert is not None and up is not None:
+            check_certificate(cert, up, "margin_bounds")
     paper, lo = None, None
     if lower:
         paper, tightened, _ = _lipschitz_bound(
@@ -470,6 +488,7 @@ def margin_bounds(
         "lower": np.where(sign > 0, lo_d, -up_d),
         "upper": np.where(sign > 0, up_d, -lo_d),
         "lipschitz": None if paper is None else sign * paper,
+        "certified": None if cert is None else sign * cert,
         "exact": None if exact is None else sign * exact,
         "y_pred": y_pred,
     }

@@ -42,7 +42,7 @@ def _model_chain(model, fn, X_t):
 
     from ..utils._affine import pipeline_affine
     from ..utils._torch import LogitFunction, _is_skorch_net
-    from ._chain import Chain, _Diag, module_chain
+    from ._chain import Chain, NotCertifiableError, _Diag, module_chain
 
     ops = []
     if isinstance(model, Pipeline):
@@ -55,7 +55,7 @@ def _model_chain(model, fn, X_t):
         model = model.module_
     elif isinstance(model, LogitFunction):
         if model.module is None or model._forward is not model.module:
-            raise ValueError(
+            raise NotCertifiableError(
                 "certified_margins reads the layers of the model: pass the module, the net "
                 "or the Pipeline itself, not a LogitFunction that wraps it."
             )
@@ -74,18 +74,20 @@ def _check_chain(chain, fn, X_t, logits):
     ``|f_model - f_chain| / (1 + max |f|)`` seen."""
     import torch
 
+    from ._chain import NotCertifiableError
+
     idx = torch.unique(torch.linspace(0, len(X_t) - 1, min(len(X_t), N_CHECKED)).round().long())
     device = fn.device if fn.device.type in ("cpu", "cuda") else torch.device("cpu")
     with torch.no_grad():
         out = chain(X_t[idx].to(device)).cpu()
     if out.shape != logits[idx].shape:
-        raise ValueError(
+        raise NotCertifiableError(
             f"The layers give logits of shape {tuple(out.shape)}, the model "
             f"{tuple(logits[idx].shape)}."
         )
     rel = (out - logits[idx]).abs().max(dim=1).values / (1.0 + out.abs().max(dim=1).values)
     if bool((rel > 1e-4).any()):
-        raise ValueError(
+        raise NotCertifiableError(
             f"The model's logits differ from those of the chain of its layers (by up to "
             f"{float(rel.max()):.3g} relative): its forward is not the layers applied in "
             "order (a forward hook, or an overridden forward?). Only such chains are "
@@ -368,3 +370,32 @@ def _radii(logits, pred, rel, pairwise, dtype):
         ratio = np.where(L > 0, gaps / np.where(L > 0, L, 1.0), np.where(gaps > 0, np.inf, 0.0))
     ratio[rows, pred] = np.inf
     return ratio.min(axis=1)
+
+
+def certified_radii(model, X_t, *, batch_size=256, device=None):
+    """Unsigned certified radii (:func:`certified_margins` without labels), or ``None``
+    where the model is not certifiable: what the bracket functions report beside their
+    other numbers, so that a net outside the supported chains (a Tanh net) still gets
+    those."""
+    from ._chain import NotCertifiableError
+
+    try:
+        return certified_margins(model, X_t, batch_size=batch_size, device=device)
+    except NotCertifiableError:
+        return None
+
+
+def check_certificate(radius, distance, where, stacklevel=4):
+    """The alarm of a broken certificate: a certified radius above the distance of an
+    adversarial point actually found (beyond float32 rounding). It cannot happen unless
+    the certificate (or the attack's verification) has a bug."""
+    from ..utils._alarms import warn
+
+    bad = radius > distance * (1 + 1e-5) + 1e-7
+    if np.any(bad):
+        warn(
+            f"{where}: the certified margin exceeds the distance to an adversarial point "
+            f"found on {int(bad.sum())} of {bad.size} samples. A certificate that holds "
+            "cannot; please report this as a bug (with the model).",
+            stacklevel=stacklevel,
+        )

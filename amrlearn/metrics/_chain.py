@@ -27,7 +27,14 @@ from ._spectral import (
     power_iteration,
 )
 
-__all__ = ["Chain", "module_chain", "pairwise_norms"]
+__all__ = ["Chain", "NotCertifiableError", "module_chain", "pairwise_norms"]
+
+
+class NotCertifiableError(ValueError):
+    """A model that the certified margins do not bound: a layer or a structure outside the
+    supported chains. A ``ValueError``; the callers that report the certificate beside
+    other numbers (:func:`~amrlearn.metrics.margin_bounds`) catch it and report none."""
+
 
 #: A segment (or layer) whose smaller side has at most this many dimensions is normed
 #: exactly, from its Gram matrix; larger ones layer by layer with proven bounds.
@@ -68,7 +75,7 @@ class _Conv(_Op):
     def __init__(self, name, layer):
         super().__init__(name)
         if layer.padding_mode != "zeros":
-            raise ValueError(
+            raise NotCertifiableError(
                 f"{name}: Conv2d with padding_mode={layer.padding_mode!r} is not supported; "
                 "only zero padding is."
             )
@@ -129,7 +136,7 @@ class _Fixed(_Op):
 
 def _batch_norm(name, m):
     if not m.track_running_stats or m.running_mean is None:
-        raise ValueError(
+        raise NotCertifiableError(
             f"{name}: {type(m).__name__} without running statistics normalizes by the "
             "batch's own statistics even in eval mode, so a sample's logits depend on the "
             "others in its batch; it is not supported."
@@ -144,7 +151,7 @@ def _batch_norm(name, m):
 
 def _max_pool(name, m):
     if m.return_indices:
-        raise ValueError(f"{name}: MaxPool2d(return_indices=True) is not supported.")
+        raise NotCertifiableError(f"{name}: MaxPool2d(return_indices=True) is not supported.")
     return _Fixed(name, m, kind="maxpool", module=m)
 
 
@@ -163,7 +170,7 @@ def _leaf(name, m):
         return _Fixed(name, m, module=m)
     if type(m) in (nn.Flatten, nn.Unflatten):
         return _Fixed(name, m, module=m, reshape=True)
-    raise ValueError(
+    raise NotCertifiableError(
         f"{name or 'the model'}: {type(m).__name__} is not supported by the certified "
         "margins, which bound feed-forward ReLU nets built from Linear, Conv2d, MaxPool2d, "
         "AvgPool2d, Flatten, ReLU and eval-mode BatchNorm1d/2d (and Dropout, Identity), "
@@ -254,11 +261,11 @@ class Chain:
             for op in ops:
                 y = op(x)
                 if y.dim() < 2 or y.shape[0] != x.shape[0]:
-                    raise ValueError(f"{op.name}: the layer mixes the samples of a batch.")
+                    raise NotCertifiableError(f"{op.name}: the layer mixes the samples of a batch.")
                 x = y
                 self.shapes.append(tuple(x.shape[1:]))
         if len(self.shapes[-1]) != 1 or self.shapes[-1][0] < 2:
-            raise ValueError(
+            raise NotCertifiableError(
                 f"The model's output has shape {self.shapes[-1]} per sample; the certified "
                 "margins need a vector of at least 2 logits."
             )

@@ -7,6 +7,10 @@ point that the minimum-norm ensemble found. So one run of each gives two curves 
 the true robust accuracy at every eps at once (the upper one holds as far as the attack
 is optimal, the lower one only as far as the sampled Lipschitz constant does): the
 "security evaluation curve", without one PGD run per radius.
+
+Where the net is certifiable (:func:`~amrlearn.metrics.certified_margins`), the certified
+margins give a third curve, certified (verified) robust accuracy: a proven lower bound on
+the true one. The attack's curve and it then form a band that holds the truth.
 """
 
 from dataclasses import dataclass
@@ -43,6 +47,14 @@ class RobustnessCurve:
         The bracket of each sample's signed margin (see
         :func:`~amrlearn.metrics.margin_bounds`): ``[Theorem 3 estimate, minimum-norm
         ensemble]`` for a correct sample, negative for a misclassified one.
+    certified : ndarray of shape (n_samples,) or None, default=None
+        Each sample's signed certified margin
+        (:func:`~amrlearn.metrics.certified_margins`), ``None`` where the model is not
+        certifiable.
+    accuracy_certified : ndarray of shape (n_eps,) or None, default=None
+        Certified robust accuracy, ``mean(certified > eps)`` (strict: the certified
+        ball is open): a proven lower bound on the true robust accuracy, so
+        ``accuracy_certified <= accuracy``. ``None`` with ``certified``.
 
     Examples
     --------
@@ -60,6 +72,8 @@ class RobustnessCurve:
     accuracy_lower: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    certified: np.ndarray | None = None
+    accuracy_certified: np.ndarray | None = None
 
     def accuracy_at(self, eps):
         """The attack's robust accuracy at any radii (an exact step function of eps)."""
@@ -69,6 +83,12 @@ class RobustnessCurve:
         """The Theorem 3 estimate's robust accuracy at any radii."""
         return _accuracy_above(self.lower, np.atleast_1d(eps))
 
+    def accuracy_certified_at(self, eps):
+        """Certified robust accuracy at any radii (``None`` without certified margins)."""
+        if self.certified is None:
+            return None
+        return _accuracy_above(self.certified, np.atleast_1d(eps))
+
 
 def robustness_curve(
     model,
@@ -77,6 +97,7 @@ def robustness_curve(
     eps=None,
     *,
     lower=True,
+    certified=True,
     attack=None,
     attack_steps=100,
     clip=(0.0, 1.0),
@@ -102,6 +123,10 @@ def robustness_curve(
         :meth:`RobustnessCurve.accuracy_at` away.
     lower : bool, default=True
         Also compute the Theorem 3 estimate (``accuracy_lower``).
+    certified : bool, default=True
+        Also compute the certified margins and certified robust accuracy
+        (``certified``, ``accuracy_certified``), where the model is certifiable (else
+        both stay ``None``).
     attack : MinimizationAttack, default=None
         The attack of the upper end; ``None``:
         :class:`~amrlearn.attacks.MinimumNormEnsemble` (DeepFool, FMN, DDN; the closest
@@ -124,7 +149,8 @@ def robustness_curve(
     -----
     EvaluationWarning
         Where Theorem 3's estimate exceeds the distance of an adversarial point found
-        (see :func:`~amrlearn.metrics.margin_bounds`).
+        (see :func:`~amrlearn.metrics.margin_bounds`), and, which would be a bug, where
+        a certified margin does.
 
     See Also
     --------
@@ -145,6 +171,8 @@ def robustness_curve(
     ...                          bound_params={"n_batches": 1, "batch_size": 32})
     >>> float(curve.accuracy[0]), bool(np.all(curve.accuracy_lower <= curve.accuracy))
     (1.0, True)
+    >>> bool(np.all(curve.accuracy_certified <= curve.accuracy))
+    True
     """
     from ._bounds import CHEAP_BOUND_PARAMS, margin_bounds
 
@@ -155,6 +183,7 @@ def robustness_curve(
         X,
         y,
         lower=lower,
+        certified=certified,
         clip=clip,
         attack=attack,
         attack_steps=attack_steps,
@@ -163,7 +192,7 @@ def robustness_curve(
         verbose=verbose,
         **budget,
     )
-    lo, up = res["lower"], res["upper"]
+    lo, up, cert = res["lower"], res["upper"], res["certified"]
     if eps is None:
         finite = up[np.isfinite(up)]
         eps = np.linspace(0.0, float(finite.max()) if finite.size else 1.0, 101)
@@ -174,4 +203,6 @@ def robustness_curve(
         accuracy_lower=_accuracy_above(lo, eps),
         lower=lo,
         upper=up,
+        certified=cert,
+        accuracy_certified=None if cert is None else _accuracy_above(cert, eps),
     )

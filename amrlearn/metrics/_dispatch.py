@@ -45,7 +45,9 @@ def is_torch_model(estimator):
     return skorch is not None and isinstance(estimator, skorch.NeuralNet)
 
 
-def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind="auto"):
+def sample_margins(
+    estimator, X, y=None, *, bound_params=None, upper=False, certified=False, kind="auto"
+):
     """Per-sample signed l2 margins of ``estimator`` on ``X``, measured the right way.
 
     Parameters
@@ -68,6 +70,10 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         (:func:`~amrlearn.metrics.margin_bounds`: the minimum-norm attack gives one end,
         the Lipschitz estimate tightened by the attack's points the other). Linear models
         give the exact margin as both ends. ``margin`` does not depend on it.
+    certified : bool, default=False
+        Also return ``certified``, the signed certified margins
+        (:func:`~amrlearn.metrics.certified_margins`): the exact margins of a linear
+        model, ``None`` for a net that is not certifiable.
     kind : {"auto", "feature"}, default="auto"
         ``"auto"`` measures as above. ``"feature"`` asks a net that has a
         ``feature_margins(X, y)`` method (:mod:`amrlearn.neural`) for its feature-space
@@ -86,6 +92,7 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         - ``y_pred``: predicted labels;
         - with ``upper=True``: ``lower`` and ``upper``, the ordered interval
           (``lower <= upper``) that holds each signed margin;
+        - with ``certified=True``: ``certified`` (ndarray or ``None``);
         - for nets with ``feature_margins``: ``feature``, the feature-space margin of
           eq. (14).
 
@@ -121,13 +128,15 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         out = {"margin": margin, "method": "exact", "y_pred": np.asarray(estimator.predict(X))}
         if upper:
             out["lower"], out["upper"] = margin.copy(), margin.copy()
+        if certified:
+            out["certified"] = margin.copy()
         return out
     if is_torch_model(estimator):
         from ._bounds import CHEAP_BOUND_PARAMS, margin_bounds
 
         # A cheap budget by default; bound_params overrides it key by key.
         params = {**CHEAP_BOUND_PARAMS, **(bound_params or {})}
-        res = margin_bounds(estimator, X, y, upper=upper, **params)
+        res = margin_bounds(estimator, X, y, upper=upper, certified=certified, **params)
         exact = res["exact"] is not None
         out = {
             "margin": res["exact"] if exact else res["lipschitz"],
@@ -136,6 +145,8 @@ def sample_margins(estimator, X, y=None, *, bound_params=None, upper=False, kind
         }
         if upper:
             out["lower"], out["upper"] = res["lower"], res["upper"]
+        if certified:
+            out["certified"] = res["certified"]
         if hasattr(estimator, "feature_margins"):
             out["feature"] = estimator.feature_margins(X, y)
         return out

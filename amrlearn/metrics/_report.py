@@ -19,7 +19,9 @@ __all__ = [
 DEFAULT_QUANTILES = (0.1, 0.25, 0.75, 0.9)
 
 
-def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, bound_params=None):
+def margin_report(
+    estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, certified=True, bound_params=None
+):
     """Accuracy and margin statistics of a fitted classifier: a multi-metric scorer.
 
     The estimator's type decides how margins are measured (see
@@ -45,6 +47,9 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
         average margin (see Returns), from the minimum-norm ensemble
         (:class:`~amrlearn.attacks.MinimumNormEnsemble`). ``None`` means yes for neural
         nets and no for linear models (whose margins are exact).
+    certified : bool, default=True
+        Also report ``avg_certified_margin`` (see Returns), from
+        :func:`~amrlearn.metrics.certified_margins`. ``False`` leaves the key out.
     bound_params : dict, default=None
         Budget of the neural bracket (see :func:`~amrlearn.metrics.margin_bounds`). The
         default is cheap enough for cross-validation: 128 points drawn in the ball of
@@ -65,7 +70,14 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
         and ``median_margin_upper``, the medians of the two ends of the signed
         interval (they bracket the signed median margin; the upper one is the median
         minimum-norm distance, negative for misclassified samples); and
-        ``avg_feature_margin`` for nets with a feature-space margin.
+        ``avg_feature_margin`` for nets with a feature-space margin. With ``certified``:
+        ``avg_certified_margin``, the mean ``|m|`` (as ``avg_margin``) of the certified
+        margins, proven lower bounds on each ``|m|`` (so at most the true average
+        margin): the exact ``avg_margin`` for linear models and affine modules, NaN for
+        a net that is not certifiable (a layer that ``certified_margins`` does not
+        list, such as Tanh). NaN rather than a missing key keeps the keys of every
+        report the same, which ``cross_validate`` and ``GridSearchCV`` need; a search
+        warns about the non-finite scores.
 
     See Also
     --------
@@ -84,14 +96,16 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
     >>> cv = cross_validate(make_pipeline(StandardScaler(), LinearSVC()), X, y,
     ...                     scoring=margin_report, cv=3)
     >>> sorted(k for k in cv if k.startswith("test_"))[:3]
-    ['test_accuracy', 'test_avg_margin', 'test_avg_margin_correct']
+    ['test_accuracy', 'test_avg_certified_margin', 'test_avg_margin']
     """
     from ._dispatch import is_torch_model
 
     y = np.asarray(y)
     if upper is None:
         upper = is_torch_model(estimator)
-    res = sample_margins(estimator, X, y, bound_params=bound_params, upper=upper)
+    res = sample_margins(
+        estimator, X, y, bound_params=bound_params, upper=upper, certified=certified
+    )
     report = {"accuracy": float(np.mean(np.asarray(res["y_pred"]) == y))}
     report.update(summarize_margins(res["margin"], quantiles=quantiles))
     if "upper" in res and res["method"] != "exact":
@@ -100,6 +114,11 @@ def margin_report(estimator, X, y, *, quantiles=DEFAULT_QUANTILES, upper=None, b
         report["avg_margin_upper"] = float(ends.max(axis=0).mean())
         report["median_margin_lower"] = float(np.median(res["lower"]))
         report["median_margin_upper"] = float(np.median(res["upper"]))
+    if certified:
+        cert = res["certified"]
+        report["avg_certified_margin"] = (
+            float("nan") if cert is None else float(np.abs(cert).mean())
+        )
     if "feature" in res:
         report["avg_feature_margin"] = float(np.abs(res["feature"]).mean())
     return report

@@ -21,6 +21,7 @@ import math
 import torch
 
 __all__ = [
+    "conv2d_frequency_blocks",
     "conv2d_norm_bound",
     "gram_iteration_bound",
     "operator_norm",
@@ -201,16 +202,43 @@ def conv2d_norm_bound(weight, in_shape, *, stride=1, dilation=1, groups=1, metho
     """
     if method not in ("eig", "gram"):
         raise ValueError(f"method must be 'eig' or 'gram', got {method!r}.")
-    stride, dilation = _pair(stride), _pair(dilation)
-    c_in, h, w = in_shape
-    K = _conv_polyphase_kernel(weight.detach().cpu(), c_in, stride, dilation, groups)
-    grid = tuple(-(-n // s) + q for n, s, q in zip((h, w), stride, K.shape[2:]))
-    F = torch.fft.rfft2(K, s=grid).permute(2, 3, 0, 1)  # (N_h, N_w // 2 + 1, c_out, c_in s^2)
+    F, grid = conv2d_frequency_blocks(
+        weight.detach().cpu(), in_shape, stride=stride, dilation=dilation, groups=groups
+    )
     if method == "gram":
         return float(gram_iteration_bound(F).max()), grid
     G = F.mH @ F if F.shape[-1] <= F.shape[-2] else F @ F.mH
     lam = torch.linalg.eigvalsh(G)[..., -1].max()
     return float(lam.clamp_min(0.0).sqrt()), grid
+
+
+def conv2d_frequency_blocks(weight, in_shape, *, stride=1, dilation=1, groups=1):
+    """The blocks ``K_hat(w)`` of :func:`conv2d_norm_bound`'s circular convolution.
+
+    ``max_w sigma_1(K_hat(w))`` bounds the norm of the zero-padded ``Conv2d`` (see
+    :func:`conv2d_norm_bound`'s Notes). Differentiable in ``weight`` (autograd flows
+    through the polyphase kernel and ``rfft2``), so a bound on the blocks that is
+    differentiable, :func:`gram_iteration_bound`, gives a differentiable bound on the
+    layer: what certified training uses.
+
+    Parameters
+    ----------
+    weight : tensor of shape (c_out, c_in / groups, k_h, k_w)
+    in_shape : tuple of (int, int, int)
+    stride, dilation : int or tuple of (int, int), default=1
+    groups : int, default=1
+
+    Returns
+    -------
+    blocks : complex128 tensor of shape (N_h, N_w // 2 + 1, c_out, c_in s_h s_w)
+    grid : tuple of (int, int)
+        ``(N_h, N_w)``.
+    """
+    stride, dilation = _pair(stride), _pair(dilation)
+    c_in, h, w = in_shape
+    K = _conv_polyphase_kernel(weight, c_in, stride, dilation, groups)
+    grid = tuple(-(-n // s) + q for n, s, q in zip((h, w), stride, K.shape[2:]))
+    return torch.fft.rfft2(K, s=grid).permute(2, 3, 0, 1), grid
 
 
 def positive_map_bound(lin, adj, in_shape, out_shape, dtype=torch.float64, device="cpu"):

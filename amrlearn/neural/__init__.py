@@ -4,15 +4,17 @@
 beta>0`` for Lipschitz constant regularization), ``AdversarialNeuralNetClassifier`` (PGD
 adversarial training), the margin baselines of Table 2
 ``DeepDefenseNeuralNetClassifier`` (Deep Defense) and ``MMRNeuralNetClassifier`` (the
-maximum margin regularizer), the models of Appendix F in :mod:`amrlearn.neural.models`, the
-``MarginTracker`` callback, the pure functions ``feature_margin`` (eq. 14) and
-``orthogonality_penalty``, the nets' batch iterator ``BatchLoader`` with the
-training-batch augmentation ``random_crop_flip``, and ``load_checkpoint``, which loads a
-trained module from the files people save.
+maximum margin regularizer), the certified baseline ``GloRoNeuralNetClassifier`` (with
+``gloro_logits``; AMR trains certified margins with ``margin="certified"``), the models
+of Appendix F in :mod:`amrlearn.neural.models`, the ``MarginTracker`` callback, the pure
+functions ``feature_margin`` (eq. 14) and ``orthogonality_penalty``, the nets' batch
+iterator ``BatchLoader`` with the training-batch augmentation ``random_crop_flip``, and
+``load_checkpoint``, which loads a trained module from the files people save.
 """
 
 from . import models
 from ._callbacks import MarginTracker
+from ._certified import GloRoNeuralNetClassifier, gloro_logits
 from ._checkpoint import CheckpointError, load_checkpoint
 from ._data import BatchLoader, random_crop_flip
 from ._deepdefense import DeepDefenseNeuralNetClassifier
@@ -26,9 +28,11 @@ __all__ = [
     "BatchLoader",
     "CheckpointError",
     "DeepDefenseNeuralNetClassifier",
+    "GloRoNeuralNetClassifier",
     "MMRNeuralNetClassifier",
     "MarginTracker",
     "feature_margin",
+    "gloro_logits",
     "load_checkpoint",
     "models",
     "orthogonality_penalty",

@@ -24,6 +24,7 @@ from ._base import (
     logits_of,
     validate_constraints,
 )
+from ._certified import LIPSCHITZ_PARAM_DOC, LipschitzBoundMixin
 from ._features import eval_mode
 from ._lazy import LazyPenaltyMixin
 from ._penalties import amr_margin_loss, orthogonality_penalty
@@ -31,7 +32,7 @@ from ._penalties import amr_margin_loss, orthogonality_penalty
 __all__ = ["AMRNeuralNetClassifier", "AdversarialNeuralNetClassifier"]
 
 
-class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
+class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMarginNet):
     __doc__ = f"""Neural net trained with the average margin regularizer, objective (15).
 
     The loss of a batch of ``n`` samples is
@@ -59,10 +60,17 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         50 for ConvNet.
     beta : float, default=1e-3
         Weight ``beta`` of the orthogonality penalty (Appendix F: 1e-3, also for LCR).
-    margin : {{"feature", "logit"}}, default="feature"
+    margin : {{"feature", "logit", "certified"}}, default="feature"
         ``"feature"``: the distance of eq. (14), each logit gap divided by
         ``||w_y - w_k||``. ``"logit"``: the raw logit gap ``min_k z_y - z_k``, as in the
-        authors' released code.
+        authors' released code. ``"certified"``: the certified input margin, eq. (14)
+        divided by ``P``, the Lipschitz constant of the feature map (``lipschitz``):
+        ``min_k (z_y - z_k) / (||w_y - w_k|| P)``, the margin that
+        :func:`~amrlearn.metrics.certified_margins` proves, so ``tau`` is in input units,
+        on the scale of the radii to certify. It needs a module that
+        ``certified_margins`` reads, ending in the layer that produces the logits.
+{LIPSCHITZ_PARAM_DOC.rstrip()}
+        Used with ``margin="certified"`` only.
     gram : {{"auto", "output", "input"}}, default="auto"
         Gram matrix of the orthogonality penalty: ``W W^T`` ("output", as written in the
         paper), ``W^T W`` ("input") or the smaller one ("auto"). Value and gradient are the
@@ -159,6 +167,15 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     (['cat', 'dog'], '2')
     >>> set(net.predict(X)) <= set(labels)
     True
+
+    Training for certified margins, and what is certified after training:
+
+    >>> from amrlearn.metrics import certified_margins
+    >>> net = AMRNeuralNetClassifier(models.MLP, module__in_features=5, module__hidden=16,
+    ...                              module__n_classes=2, margin="certified", tau=1.0,
+    ...                              max_epochs=3, random_state=0, verbose=0).fit(X, y)
+    >>> certified_margins(net, X, y).shape
+    (64,)
     """
 
     _parameter_constraints = {
@@ -166,7 +183,8 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         "lam": [Interval(Real, 0, None, closed="left")],
         "tau": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
-        "margin": [StrOptions({"feature", "logit"})],
+        "margin": [StrOptions({"feature", "logit", "certified"})],
+        "lipschitz": [StrOptions({"power", "bound"})],
         "gram": [StrOptions({"auto", "output", "input"})],
         "ortho_every": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "ortho_probes": [Interval(Integral, 1, None, closed="left"), None],
@@ -180,6 +198,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         tau=5.0,
         beta=1e-3,
         margin="feature",
+        lipschitz="power",
         gram="auto",
         ortho_every="auto",
         ortho_probes=None,
@@ -190,6 +209,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
         self.tau = tau
         self.beta = beta
         self.margin = margin
+        self.lipschitz = lipschitz
         self.gram = gram
         self.ortho_every = ortho_every
         self.ortho_probes = ortho_probes
@@ -209,12 +229,13 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Objective (15): the cross-entropy plus :meth:`_regularizer`."""
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        return loss + self._regularizer(y_pred, y_true, training=training)
+        return loss + self._regularizer(y_pred, y_true, training=training, X=X)
 
-    def _regularizer(self, y_pred, y_true, training=False):
+    def _regularizer(self, y_pred, y_true, training=False, X=None):
         """``- lam * margin term + beta * orthogonality penalty`` of objective (15).
 
-        The orthogonality penalty is lazy in training (see ``ortho_every``)."""
+        The orthogonality penalty is lazy in training (see ``ortho_every``). With
+        ``margin="certified"`` the margins are divided by ``feature_lipschitz(X)``."""
         reg = 0.0
         if self.lam > 0:
             logits, features, layer = self._logits_features_layer(
@@ -223,8 +244,12 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, FeatureMarginNet):
             y_true = to_tensor(y_true, device=logits.device).long()
             # logits == layer(features) (checked where the features are captured), so the
             # margin of eq. (14) comes from the logits and the layer's weight in one piece.
+            if self.margin == "certified":
+                # [m / P]_0^tau: eq. (14)'s margin in feature space over the Lipschitz
+                # constant of the features, from the logits scaled by 1 / P.
+                logits = logits / self.feature_lipschitz(X, training=training)
             reg = reg - self.lam * amr_margin_loss(
-                logits, layer.weight, y_true, self.tau, normalize=self.margin == "feature"
+                logits, layer.weight, y_true, self.tau, normalize=self.margin != "logit"
             )
         scale = self.lazy_penalty_scale(training)
         if self.beta > 0 and scale:
