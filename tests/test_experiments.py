@@ -116,6 +116,10 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
     assert len(std["robust_pgd"]) == 4
     # One chain gives both: the strong evaluation is never above the paper's attack.
     assert all(s <= p for s, p in zip(std["robust"], std["robust_pgd"]))
+    # Verified robust accuracy from the certified margins, never above what an attack
+    # leaves robust.
+    assert len(std["certified"]) == 4
+    assert all(0 <= c <= r for c, r in zip(std["certified"], std["robust"]))
     # Per-model settings reach the net: 80 images in batches of 16 (the MLP's) are 5 steps.
     assert std["history"]["epoch"] == [1, 2]
 

@@ -179,6 +179,19 @@ def _attack_chain(pgd_loss):
     return chain[0] if len(chain) == 1 else chain
 
 
+def _verified_accuracy(net, X, y, eps, device):
+    """Verified robust accuracy (percent) at each eps from the certified margins, or
+    None where the net cannot be certified."""
+    from ..metrics import certified_margins
+    from ..metrics._chain import NotCertifiableError
+
+    try:
+        cert = certified_margins(net, X, y, device=device)
+    except NotCertifiableError:
+        return None
+    return [100.0 * float(np.mean(cert > e)) for e in eps]
+
+
 def _measure(net, dataset, model, data, config, device):
     """Clean and l2 PGD robust accuracy, and Theorem 3's margins, of a fitted net."""
     from ..attacks import robust_accuracy
@@ -218,6 +231,7 @@ def _measure(net, dataset, model, data, config, device):
             eps=eps,
             robust=[100.0 * float(a) for a in res.accuracy],
             robust_pgd=[100.0 * float(a) for a in res.accuracy_by_attack[first]],
+            certified=_verified_accuracy(net, Xp, yp, eps, device),
             n_pgd_points=int(len(yp)),
         )
     spec = per_model(config.get("margin"), model)
