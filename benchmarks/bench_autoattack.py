@@ -18,7 +18,9 @@ most 0.2x AutoAttack's on every net.
 ``--chains`` compares other chains on the same points (``"old"`` is the chain of
 amrlearn 0.1's ``"auto"``: cross-entropy PGD, logit-margin PGD, APGD-T with 9 targets).
 ``--cache DIR`` keeps the trained weights and AutoAttack's per-sample results, so that a
-rerun measures amrlearn's side alone against the same reference.
+rerun measures amrlearn's side alone against the same reference. ``--merge A.json B.json``
+gathers runs made apart (each net is compared with AutoAttack within its own run) into
+one file, with a ``runs`` list saying which points each run used.
 
     PYTHONPATH=/path/to/torchattacks python benchmarks/bench_autoattack.py \\
         [--n-points 500] [--nets table1:MLP:Std,table2:LeNet:Adv] [--eps ...] \\
@@ -216,7 +218,12 @@ def main(argv=None):
         help="torch threads (1: on a shared machine, more threads than free cores make "
         "both attacks many times slower, by spinning)",
     )
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="result files of earlier runs to gather"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return _merge(args.merge, args.out)
     import torchattacks
 
     torch.set_num_threads(args.threads)
@@ -258,6 +265,42 @@ def _summary(torchattacks, args, cells):
         "cells": cells,
         "total": total,
     }
+
+
+def _merge(files, out):
+    """Gather the nets of several result files into one, with the totals recomputed."""
+    records = [json.loads(Path(f).read_text()) for f in files]
+    cells = [c for r in records for c in r["cells"]]
+    total = {}
+    for name in sorted({k for c in cells for k in c["chains"]}):
+        cs = [c for c in cells if name in c["chains"]]
+        cpu = sum(c["chains"][name]["cpu_s"] for c in cs)
+        aa = sum(c["autoattack"]["cpu_s"] for c in cs)
+        total[name] = {
+            "nets": [c["net"] for c in cs],
+            "cpu_s": cpu,
+            "autoattack_cpu_s": aa,
+            "cpu_ratio": cpu / aa,
+            "all_nets_meet_accuracy_target": all(
+                c["chains"][name]["meets_accuracy_target"] for c in cs
+            ),
+            "all_nets_meet_time_target": all(c["chains"][name]["meets_time_target"] for c in cs),
+        }
+    out_record = {
+        "peer": records[0]["peer"],
+        "peer_attack": records[0]["peer_attack"],
+        "runs": [
+            {"n_points": r["n_points"], "eps": r["eps"], "nets": [c["net"] for c in r["cells"]]}
+            for r in records
+        ],
+        "timing": records[0]["timing"],
+        "cells": cells,
+        "total": total,
+    }
+    write_result(out_record, "bench_autoattack", "cpu", out)
+    for name, t in total.items():
+        print(f"total {name}: cpu ratio {t['cpu_ratio']:.3f} over {len(t['nets'])} nets")
+    return out_record
 
 
 if __name__ == "__main__":
