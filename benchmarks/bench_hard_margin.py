@@ -10,6 +10,8 @@ Shapes (``--quick`` sizes in brackets; all seeded):
 * ``small``: 2,000 x 50 [same] standard normal samples labelled by a random hyperplane
   through the origin: separable, about ``n_features`` support vectors, tiny margin.
 * ``many_sv``: the same construction at 20,000 x 300 [5,000 x 300].
+* ``wide``: the same construction at 3,000 x 1,000 [1,000 x 1,000]: about 900 [600] support
+  vectors, nearly ``n_features``, out of few samples; the closest race with libsvm.
 * ``gap``: 18,000 x 250 [6,000 x 250] standard normal samples labelled by a random
   hyperplane, those within 0.5 of it removed: about 250 support vectors, a wide margin
   (libsvm converges quickly here; the problem of issue 21, item 7).
@@ -53,7 +55,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from amrlearn.metrics import linear_margins  # noqa: E402
 from amrlearn.svm import HardMarginSVC  # noqa: E402
 
-SHAPES = ("small", "many_sv", "gap", "tall", "few_sv", "sparse", "mnist01")
+SHAPES = ("small", "many_sv", "wide", "gap", "tall", "few_sv", "sparse", "mnist01")
 
 
 def _kkt_residuals(clf, X, y):
@@ -114,8 +116,12 @@ def sparse_problem(n_samples=5_000, n_features=50_000, density=0.001, seed=0):
 
 def load_shape(shape, quick, n_samples=None):
     """``(X, y, description)`` of a shape, or ``None`` where its data are missing."""
-    if shape in ("small", "many_sv"):
-        n, d = {"small": (2000, 50), "many_sv": (5000 if quick else 20_000, 300)}[shape]
+    if shape in ("small", "many_sv", "wide"):
+        n, d = {
+            "small": (2000, 50),
+            "many_sv": (5000 if quick else 20_000, 300),
+            "wide": (1000 if quick else 3000, 1000),
+        }[shape]
         X, y = many_sv_problem(n_samples or n, d)
         return X, y, f"normal, separable through 0: {X.shape[0]} x {X.shape[1]}"
     if shape in ("gap", "tall"):
@@ -214,6 +220,7 @@ def run_shape(shape, X, y, description, repeats, solver, reference_tol=None):
         record["cosine_tight_reference"] = float(
             w @ w_tight / (np.linalg.norm(w) * np.linalg.norm(w_tight))
         )
+        record["min_margin_tight_reference"] = float(linear_margins(tight, X, y).min())
     return record
 
 

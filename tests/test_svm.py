@@ -226,6 +226,25 @@ def test_active_set_gives_up():
     assert solve_hard_margin_active_set(X2, y2, guess) is None
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_kernel_cache_follows_the_working_sets(sparse):
+    import scipy.sparse as sp
+
+    from amrlearn.svm._ipm import KernelCache
+
+    rng = np.random.RandomState(15)
+    X = rng.randn(40, 7)
+    y = np.where(rng.rand(40) > 0.5, 1.0, -1.0)
+    Z = X * y[:, None]
+    cache = KernelCache(sp.csr_matrix(X) if sparse else X, y)
+    # grow, drop some and add others, start over
+    for rows in ([3, 5, 8], [3, 4, 5, 8, 20], [0, 4, 8, 20, 39], [1, 2]):
+        rows = np.array(rows)
+        assert_allclose(cache(rows), Z[rows] @ Z[rows].T, rtol=1e-12, atol=1e-12)
+    cache.clear()
+    assert_allclose(cache(np.arange(40)), Z @ Z.T, rtol=1e-12, atol=1e-12)
+
+
 def test_working_set_rounds_use_the_active_set(monkeypatch):
     # More features than samples: every round after the first starts from the guessed
     # support, and the exact result is Clarabel's.

@@ -18,16 +18,16 @@ from ._ipm import _cho_solve, _cholesky, _dense_gram
 __all__ = ["solve_hard_margin_active_set"]
 
 
-def _solve_kkt(Z_I, y_I):
+def _solve_kkt(gram, y_I, d):
     """``(lam_I, b)`` of ``[K_II, y_I; y_I', 0] [lam_I; b] = [1; 0]``, ``K_II = Z_I Z_I'``.
 
-    With at most ``n_features`` rows ``K_II`` is positive definite (rows in general
-    position) and is factorized by Cholesky, ``b`` eliminated; with ``n_features + 1`` rows
-    ``K_II`` is singular and the bordered system is solved whole (symmetric indefinite).
-    Raises ``LinAlgError`` where the system is singular.
+    ``gram`` is ``K_II`` (its lower triangle is read, and overwritten). With at most
+    ``d = n_features`` rows ``K_II`` is positive definite (rows in general position) and
+    is factorized by Cholesky, ``b`` eliminated; with ``d + 1`` rows ``K_II`` is singular
+    and the bordered system is solved whole (symmetric indefinite). Raises ``LinAlgError``
+    where the system is singular.
     """
-    n_I, d = Z_I.shape
-    gram = _dense_gram(Z_I.T if sp.issparse(Z_I) else np.asfortranarray(Z_I.T))
+    n_I = len(y_I)
     ones = np.ones(n_I)
     if n_I <= d:
         factor = _cholesky(gram)
@@ -43,16 +43,16 @@ def _solve_kkt(Z_I, y_I):
     return x[:n_I], x[n_I]
 
 
-def solve_hard_margin_active_set(X, y, support, *, tol=1e-9, max_iter=4):
+def solve_hard_margin_active_set(X, y, support, *, gram=None, tol=1e-9, max_iter=4):
     """Solve the hard-margin QP of ``(X, y)`` from a guess of its support.
 
     With the constraints of ``I`` active, the QP's KKT conditions are the linear system
     ``[K_II, y_I; y_I', 0] [lam_I; b] = [1; 0]`` with ``K = Z Z'``, ``Z`` the rows
     ``y_i x_i``, and ``w = Z_I' lam_I``. Its solution is optimal when ``lam_I >= 0`` and
     every other constraint holds; otherwise ``I`` loses its negative duals and gains its
-    violated constraints (the primal-dual active-set update), and the system is solved
-    again. From the support found by an interior-point method, one system makes its
-    solution exact (a polish).
+    violated constraints (the primal-dual active-set update; the most violated first, to
+    at most ``n_features + 1`` in all), and the system is solved again. From the support
+    found by an interior-point method, one system makes its solution exact (a polish).
 
     Parameters
     ----------
@@ -60,6 +60,9 @@ def solve_hard_margin_active_set(X, y, support, *, tol=1e-9, max_iter=4):
     y : ndarray of shape (n_constraints,) with values in {-1, +1}
     support : ndarray of bool of shape (n_constraints,)
         The guess of the active constraints.
+    gram : ndarray of shape (n_constraints, n_constraints), default=None
+        The kernel matrix ``K`` of the rows ``y_i x_i``, where the caller has it; else the
+        blocks ``K_II`` are computed.
     tol : float, default=1e-9
         Feasibility tolerance of the constraints, and of the linear solve.
     max_iter : int, default=4
@@ -82,8 +85,14 @@ def solve_hard_margin_active_set(X, y, support, *, tol=1e-9, max_iter=4):
             return None
         seen.add(key)
         Z_I = Z[active]
+        if gram is None:
+            K_II = _dense_gram(Z_I.T if sp.issparse(Z_I) else np.asfortranarray(Z_I.T))
+        else:
+            # symmetric: the transpose of the C-ordered block is the same matrix, and is
+            # in LAPACK's (Fortran) order
+            K_II = gram[np.ix_(active, active)].T
         try:
-            lam, b = _solve_kkt(Z_I, y[active])
+            lam, b = _solve_kkt(K_II, y[active], X.shape[1])
         except np.linalg.LinAlgError:
             return None
         w = np.asarray(Z_I.T @ lam).ravel()
@@ -98,5 +107,9 @@ def solve_hard_margin_active_set(X, y, support, *, tol=1e-9, max_iter=4):
             alpha = np.zeros(len(y))
             alpha[active] = lam
             return w, float(b), alpha
-        active = np.union1d(active[~negative], violated)
+        kept = active[~negative]
+        room = X.shape[1] + 1 - len(kept)  # the system holds at most n_features + 1
+        if room < len(violated):
+            violated = violated[np.argsort(functional[violated], kind="stable")[: max(room, 1)]]
+        active = np.union1d(kept, violated)
     return None

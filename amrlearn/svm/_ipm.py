@@ -4,8 +4,9 @@ The QP ``min 1/2 ||w||^2  s.t.  y_i (w.x_i + b) >= 1`` of a few hundred or thous
 constraints is small and dense; a general sparse conic solver spends most of its time
 factorizing the dense constraint block with a sparse LDL. Here each Newton step is solved
 with dense BLAS/LAPACK in the smaller of the two spaces: the ``(n_features + 1)``-square
-normal matrix (more constraints than features) or, through the Woodbury identity, the
-``n_constraints``-square kernel matrix (more features than constraints).
+normal matrix (more constraints than features) or the ``n_constraints``-square kernel
+matrix (more features than constraints), which :class:`KernelCache` keeps from one
+working set to the next.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ import scipy.sparse as sp
 from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dpotrf, dpotrs
 
-__all__ = ["solve_hard_margin_ipm"]
+__all__ = ["KernelCache", "solve_hard_margin_ipm"]
 
 # Fraction of the distance to the boundary of the positive orthant taken by each step.
 _STEP_FRACTION = 0.99
@@ -28,6 +29,57 @@ def _dense_gram(G):
     out = np.zeros(gram.shape, order="F")
     out[gram.row, gram.col] = gram.data  # one entry per position after the product
     return out
+
+
+def _signed_rows(X, y, rows):
+    """The rows ``y_i x_i`` of ``rows``, sparse (CSR) where ``X`` is."""
+    if sp.issparse(X):
+        return (sp.diags(y[rows]) @ X[rows]).tocsr()
+    return X[rows] * y[rows, None]
+
+
+def _dense_product(A, B):
+    """``A B'`` as a dense ndarray; ``A``, ``B`` dense or sparse, never densified."""
+    if not sp.issparse(A):
+        return A @ B.T
+    product = (A @ B.T).tocoo()
+    out = np.zeros(product.shape)
+    out[product.row, product.col] = product.data
+    return out
+
+
+class KernelCache:
+    """The kernel matrix ``K = Z Z'`` (``Z``: the rows ``y_i x_i``) of a working set, kept
+    from round to round: a round computes only the rows of the constraints it adds.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) with values in {-1, +1}
+    """
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+        self.clear()
+
+    def clear(self):
+        """Forget the kept matrix (its memory)."""
+        self.rows, self.K = np.empty(0, dtype=np.intp), np.empty((0, 0))
+
+    def __call__(self, rows):
+        """``K`` of the sorted sample indices ``rows``, full and symmetric."""
+        K = np.empty((len(rows), len(rows)), order="F")
+        kept = np.isin(rows, self.rows)
+        here, there = np.flatnonzero(kept), np.searchsorted(self.rows, rows[kept])
+        K[np.ix_(here, here)] = self.K[np.ix_(there, there)]
+        new = np.flatnonzero(~kept)
+        if len(new):
+            Z = _signed_rows(self.X, self.y, rows)
+            block = _dense_product(Z[new], Z)
+            K[new, :] = block
+            K[:, new] = block.T
+        self.rows, self.K = rows, K
+        return K
 
 
 # LAPACK is called directly: scipy.linalg's wrappers cost more than the factorization
@@ -69,11 +121,13 @@ class _NewtonSystem:
       large at the active constraints.
     """
 
-    def __init__(self, Z, y, space="auto"):
+    def __init__(self, Z, y, space="auto", gram=None):
         self.Z, self.y = Z, y
         m, d = Z.shape
         self.kernel_space = m < d + 1 if space == "auto" else space == "kernel"
-        if self.kernel_space:
+        if self.kernel_space and gram is not None:
+            self.K = gram
+        elif self.kernel_space:
             self.K = _dense_gram(Z.T if sp.issparse(Z) else np.asfortranarray(Z.T))
         elif not sp.issparse(Z):
             self.Z = np.asfortranarray(Z)
@@ -131,7 +185,7 @@ class _NewtonSystem:
         return du, ds, dlam
 
 
-def solve_hard_margin_ipm(X, y, *, space="auto", tol=1e-9, max_iter=100):
+def solve_hard_margin_ipm(X, y, *, space="auto", gram=None, tol=1e-9, max_iter=100):
     """Solve the hard-margin QP of ``(X, y)`` with a Mehrotra predictor-corrector method.
 
     Parameters
@@ -142,6 +196,8 @@ def solve_hard_margin_ipm(X, y, *, space="auto", tol=1e-9, max_iter=100):
         Where the Newton steps are solved: ``"features"``, the normal equations of size
         ``n_features + 1``; ``"kernel"``, the kernel system of size ``n_constraints + 1``;
         ``"auto"``, the smaller. Both give the same iterates up to rounding.
+    gram : ndarray of shape (n_constraints, n_constraints), default=None
+        The kernel matrix ``K`` of the rows ``y_i x_i``, where the caller has it.
     tol : float, default=1e-9
         Stops when the largest constraint violation, the stationarity residual relative to
         ``max(1, ||w||)`` and the duality gap relative to ``max(1, ||w||^2)`` are all below
@@ -157,7 +213,7 @@ def solve_hard_margin_ipm(X, y, *, space="auto", tol=1e-9, max_iter=100):
         the caller then decides with a general solver.
     """
     Z = sp.diags(y) @ X if sp.issparse(X) else X * y[:, None]
-    system = _NewtonSystem(Z.tocsr() if sp.issparse(Z) else Z, y, space)
+    system = _NewtonSystem(Z.tocsr() if sp.issparse(Z) else Z, y, space, gram)
     m, d = X.shape
     u, s, lam = np.zeros(d + 1), np.ones(m), np.ones(m)
     best, best_error, n_worse = None, np.inf, 0
