@@ -225,13 +225,15 @@ def run_shape(shape, X, y, description, repeats, solver, reference_tol=None):
 
 
 def record_working_sets(X, y):
-    """The QPs ``(X_work, y_work, support guess)`` that ``HardMarginSVC()`` solves, in order."""
+    """The QPs that ``HardMarginSVC()`` solves, in order: ``(X_work, y_work, {"support":
+    guessed support, "gram": kept kernel matrix})``."""
     import amrlearn.svm._hard_margin as hm
 
     recorded, original = [], hm._solve_hard_margin_qp
 
     def record(X_work, y_work, **kwargs):
-        recorded.append((X_work, y_work, kwargs.get("support")))
+        guesses = {key: kwargs.get(key) for key in ("support", "gram")}
+        recorded.append((X_work, y_work, guesses))
         return original(X_work, y_work, **kwargs)
 
     hm._solve_hard_margin_qp = record
@@ -312,7 +314,7 @@ def run_levers(shape, X, y, repeats):
         "cvxpy Clarabel, dual (psd_wrap(K))": lambda Xw, yw, _: _dual_via_cvxpy(Xw, yw),
         "built-in interior point alone": lambda Xw, yw, _: solve_hard_margin_ipm(Xw, yw),
         "auto: active set from the guess, else interior point + polish (after)": (
-            lambda Xw, yw, support: hm._solve_hard_margin_qp(Xw, yw, solver="auto", support=support)
+            lambda Xw, yw, guesses: hm._solve_hard_margin_qp(Xw, yw, solver="auto", **guesses)
         ),
     }
     # The reference: Clarabel at tolerances of 1e-12 (its defaults are 1e-8).

@@ -104,8 +104,8 @@ def test_ipm_matches_clarabel_in_both_spaces(space, shape, sparse):
     # that Clarabel solves through cvxpy.
     import scipy.sparse as sp
 
-    from amrlearn.svm._hard_margin import _solve_hard_margin_qp
     from amrlearn.svm._ipm import solve_hard_margin_ipm
+    from amrlearn.svm._qp import _solve_hard_margin_qp
 
     X, y01 = _separable(n=shape[0], d=shape[1], seed=7)
     y = np.where(y01 == 1, 1.0, -1.0)
@@ -157,7 +157,7 @@ def test_auto_solver_uses_no_cvxpy_and_matches_clarabel(working_set, monkeypatch
 def test_auto_solver_hands_large_or_failed_qps_to_clarabel(monkeypatch):
     # solver="auto" tries the built-in method while its dense Newton matrix is at most
     # _IPM_MAX_SIZE on a side; Clarabel solves larger QPs and those where the method gives up.
-    import amrlearn.svm._hard_margin as hm
+    import amrlearn.svm._qp as qp
 
     X, y = _separable(n=100, d=4, seed=10)
     expected = HardMarginSVC(working_set=False).fit(X, y)
@@ -166,19 +166,19 @@ def test_auto_solver_hands_large_or_failed_qps_to_clarabel(monkeypatch):
     def gives_up(X, y, **kwargs):
         calls.append(X.shape)
 
-    monkeypatch.setattr(hm, "solve_hard_margin_ipm", gives_up)
-    monkeypatch.setattr(hm, "_IPM_MAX_SIZE", 4)  # below min(100, 4 + 1)
+    monkeypatch.setattr(qp, "solve_hard_margin_ipm", gives_up)
+    monkeypatch.setattr(qp, "_IPM_MAX_SIZE", 4)  # below min(100, 4 + 1)
     clf = HardMarginSVC(working_set=False).fit(X, y)
     assert calls == []
     assert_allclose(clf.coef_, expected.coef_, rtol=1e-6)
-    monkeypatch.setattr(hm, "_IPM_MAX_SIZE", 5)
+    monkeypatch.setattr(qp, "_IPM_MAX_SIZE", 5)
     clf = HardMarginSVC(working_set=False).fit(X, y)
     assert calls == [(100, 4)]
     assert_allclose(clf.coef_, expected.coef_, rtol=1e-6)
 
 
 def _clarabel_reference(X, y01):
-    from amrlearn.svm._hard_margin import _solve_hard_margin_qp
+    from amrlearn.svm._qp import _solve_hard_margin_qp
 
     y = np.where(y01 == 1, 1.0, -1.0)
     return y, _solve_hard_margin_qp(X, y, solver="CLARABEL", solver_options=_TIGHT_CLARABEL)
@@ -209,6 +209,31 @@ def test_active_set_solves_from_a_guess(shape, wrong):
     assert_allclose(alpha, alpha_ref, rtol=0, atol=1e-7 * alpha_ref.max())
     assert_array_equal(alpha > 0, support)
     assert (y * (X @ w + b)).min() >= 1 - 1e-9
+
+
+@pytest.mark.parametrize("with_gram", [False, True])
+def test_kkt_system_around_a_factorization_equals_a_fresh_one(with_gram):
+    # An active set near the factorized one (2 removed, 3 added) is solved by a Schur
+    # complement around the first factorization; the answer is the fresh solve's.
+    from amrlearn.svm._active_set import _KKTSystems
+
+    rng = np.random.RandomState(16)
+    Z = rng.randn(60, 80)
+    y = np.where(rng.rand(60) > 0.5, 1.0, -1.0)
+    gram = Z @ Z.T if with_gram else None
+    first = np.arange(0, 50)
+    near = np.union1d(np.setdiff1d(first, [4, 30]), [52, 55, 59])
+    systems = _KKTSystems(Z, y, gram)
+    systems.solve(first)
+    lam, b, updated = systems.solve(near)
+    assert updated
+    lam_ref, b_ref, updated = _KKTSystems(Z, y, gram).solve(near)
+    assert not updated
+    assert_allclose(lam, lam_ref, rtol=1e-8, atol=1e-10 * np.abs(lam_ref).max())
+    assert_allclose(b, b_ref, rtol=1e-8, atol=1e-10)
+    K = Z[near] @ Z[near].T
+    assert_allclose(K @ lam + y[near] * b, 1.0, atol=1e-8)
+    assert abs(y[near] @ lam) < 1e-8 * np.abs(lam).sum()
 
 
 def test_active_set_gives_up():
@@ -246,21 +271,21 @@ def test_kernel_cache_follows_the_working_sets(sparse):
 
 
 def test_working_set_rounds_use_the_active_set(monkeypatch):
-    # More features than samples: every round after the first starts from the guessed
-    # support, and the exact result is Clarabel's.
-    import amrlearn.svm._hard_margin as hm
+    # More features than samples: only the first round needs the interior-point method;
+    # every later one is solved from the guessed support, and the result is Clarabel's.
+    import amrlearn.svm._qp as qp
 
-    results = []
-    original = hm.solve_hard_margin_active_set
+    calls = []
+    original = qp.solve_hard_margin_ipm
 
-    def spy(X, y, support, **kwargs):
-        results.append(original(X, y, support, **kwargs))
-        return results[-1]
+    def spy(X, y, **kwargs):
+        calls.append(X.shape)
+        return original(X, y, **kwargs)
 
-    monkeypatch.setattr(hm, "solve_hard_margin_active_set", spy)
+    monkeypatch.setattr(qp, "solve_hard_margin_ipm", spy)
     X, y01 = _separable(n=120, d=150, seed=13)
     clf = HardMarginSVC(chunk_size=10).fit(X, y01)
-    assert clf.n_iter_ > 2 and sum(r is not None for r in results) >= clf.n_iter_ - 1
+    assert clf.n_iter_ > 2 and len(calls) == 1
     _, (w_ref, b_ref, _) = _clarabel_reference(X, y01)
     assert_allclose(clf.coef_[0], w_ref, rtol=0, atol=1e-8 * np.linalg.norm(w_ref))
     assert_allclose(clf.intercept_[0], b_ref, rtol=0, atol=1e-8 * max(1.0, abs(b_ref)))

@@ -1,11 +1,11 @@
 """The hard-margin linear SVM: the maximum minimum-margin classifier (Theorem 1's reference).
 
 The primal QP ``min 1/2 ||w||^2  s.t.  y_i (w.x_i + b) >= 1`` is solved by the built-in
-dense interior-point method (:mod:`._ipm`) or, with a named solver, written in cvxpy as it
-reads. On large data the QP is solved by constraint generation: a small working set of
-constraints is solved, the violated constraints of the full problem are added, and the loop
-stops when every constraint of the full problem holds, which certifies the working-set
-solution optimal for the full problem.
+dense methods or, with a named solver, written in cvxpy as it reads (:mod:`._qp`). On
+large data the QP is solved by constraint generation: a small working set of constraints
+is solved, the violated constraints of the full problem are added, and the loop stops when
+every constraint of the full problem holds, which certifies the working-set solution
+optimal for the full problem.
 """
 
 import warnings
@@ -26,108 +26,26 @@ from ..utils._compat import (
     validate_data,
     validate_parameter_constraints,
 )
-from ._active_set import solve_hard_margin_active_set
-from ._ipm import KernelCache, solve_hard_margin_ipm
+from ._ipm import KernelCache
+from ._qp import _SUPPORT_RTOL, _solve_hard_margin_qp
 
 __all__ = ["HardMarginSVC"]
 
-# A constraint is a support vector when its dual exceeds this fraction of the largest dual.
-# Interior-point duals of inactive constraints are of the order of the solver tolerance
-# (1e-8 relative), those of support vectors are not; 1e-4 sits between the two.
-_SUPPORT_RTOL = 1e-4
 # Working-set constraints whose dual is below this fraction of the largest dual, and whose
 # margin exceeds 1 + tol, are dropped between rounds (they are inactive at the optimum).
 _DROP_RTOL = 1e-6
+# With more constraints than features the active-set method's systems hold at most
+# n_features + 1 constraints; a support above this fraction of that leaves its updates no
+# room, and they wander (18,000 x 250 gap data, 249 support vectors: never settled in 30
+# systems), so the QP goes straight to the interior-point method.
+_GUESS_FRACTION = 0.9
 # A working set that would hold more than this fraction of the samples holds them all.
 _ALL_FRACTION = 0.75
-# Linear systems the active-set method may solve from a guessed support before the QP
-# goes to the interior-point method (3,000 x 1,000 normal data: 2.1 s with 10, 2.4 with 4).
-_ACTIVE_SET_MAX_ITER = 10
-
-# The built-in interior-point method factorizes a dense matrix of the smaller of the working
-# set's size and n_features + 1; above this size solver="auto" hands the QP to Clarabel.
-_IPM_MAX_SIZE = 6000
-
-_INFEASIBLE = (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
-
-
-def _solve_hard_margin_qp(
-    X, y, *, solver, solver_options=None, n_total=None, support=None, gram=None
-):
-    """Solve ``min 1/2 ||w||^2 s.t. y_i (w.x_i + b) >= 1`` exactly as written.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,) with values in {-1, +1}
-    solver : str
-        ``"auto"`` (the built-in interior-point method, with Clarabel for the QPs it does
-        not take or cannot solve) or a cvxpy solver name.
-    solver_options : dict, default=None
-        Keyword arguments of :meth:`cvxpy.Problem.solve` (with ``"auto"``: of Clarabel's).
-    n_total : int, default=None
-        Size of the training data when ``X`` is a working set of it (for the message).
-    support : ndarray of bool of shape (n_samples,), default=None
-        A guess of the support vectors. With ``solver="auto"``, and at most
-        ``n_features + 1`` of them, the active-set method tries it first.
-    gram : ndarray of shape (n_samples, n_samples), default=None
-        The kernel matrix of the rows ``y_i x_i``, where the caller keeps it.
-
-    Returns
-    -------
-    w : ndarray of shape (n_features,)
-    b : float
-    alpha : ndarray of shape (n_samples,)
-        The constraint duals (Lagrange multipliers), ``w = sum_i alpha_i y_i x_i``.
-
-    Raises
-    ------
-    ValueError
-        If the problem is infeasible: the samples are not linearly separable.
-    RuntimeError
-        If the solver ends with any status other than optimal or infeasible.
-    """
-    if solver == "auto":
-        result = None
-        if support is not None and support.sum() <= X.shape[1] + 1:
-            result = solve_hard_margin_active_set(
-                X, y, support, gram=gram, max_iter=_ACTIVE_SET_MAX_ITER
-            )
-        if result is None and min(X.shape[0], X.shape[1] + 1) <= _IPM_MAX_SIZE:
-            result = solve_hard_margin_ipm(X, y, gram=gram)
-            if result is not None:
-                # Polish: the KKT system of the support found, solved exactly.
-                alpha = result[2]
-                support = alpha > _SUPPORT_RTOL * alpha.max()
-                polished = solve_hard_margin_active_set(X, y, support, gram=gram, max_iter=2)
-                result = polished or result
-        if result is not None:
-            return result
-        # Too large for dense algebra, or the interior-point method did not reach its
-        # tolerance (as when the constraints are infeasible): Clarabel decides.
-        solver = "CLARABEL"
-    w = cp.Variable(X.shape[1])
-    b = cp.Variable()
-    constraints = [cp.multiply(y, X @ w + b) >= 1]
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(w)), constraints)
-    problem.solve(solver=solver, **(solver_options or {}))
-    if problem.status in _INFEASIBLE:
-        n = X.shape[0] if n_total is None else n_total
-        where = "" if n == X.shape[0] else f" (already on a working set of {X.shape[0]})"
-        raise ValueError(
-            f"The data are not linearly separable: the hard-margin QP on the {n} samples is "
-            f"{problem.status} (solver {solver}){where}. A hard-margin SVM exists only for "
-            "linearly separable classes; use a soft-margin classifier such as "
-            "sklearn.svm.LinearSVC instead."
-        )
-    if problem.status != cp.OPTIMAL:
-        raise RuntimeError(
-            f"The hard-margin QP ended with solver status {problem.status!r} (solver "
-            f"{solver}), not 'optimal'; no result is returned. Try another solver, "
-            "other solver_options, or rescaled features."
-        )
-    alpha = np.atleast_1d(np.asarray(constraints[0].dual_value, dtype=np.float64))
-    return np.asarray(w.value, dtype=np.float64), float(b.value), np.maximum(alpha, 0.0)
+# The kernel matrix of a working set is kept across rounds up to this many constraints
+# (128 MB), and twice n_features + 1: beyond, most of the working set is rows that the
+# active-set method (at most n_features + 1 of them) never reads, and keeping their kernel
+# costs more than it saves (18,000 x 250 gap data: 0.14 s of 0.55).
+_KERNEL_CACHE_MAX = 4000
 
 
 def _initial_working_set(X, y, size):
@@ -183,8 +101,8 @@ def _hard_margin_working_set(
         # If a subset of the constraints is infeasible, so is the full set: the
         # "not linearly separable" error raised for a working set holds for the data.
         gram = None
-        if cache is not None and len(work) <= min(X.shape[1], _IPM_MAX_SIZE):
-            gram = cache(work)  # the kernel space: the QP's algebra is in K
+        if cache is not None and len(work) <= min(_KERNEL_CACHE_MAX, 2 * X.shape[1] + 2):
+            gram = cache(work)
         elif cache is not None:
             cache.clear()
         w, b, alpha_work = _solve_hard_margin_qp(
@@ -226,6 +144,8 @@ def _hard_margin_working_set(
             work = np.arange(len(y))
             guess = np.union1d(guess, violated)
         support = np.isin(work, guess)
+        if len(work) > X.shape[1] and len(previous) > _GUESS_FRACTION * (X.shape[1] + 1):
+            support = None  # no room for the active-set method (see _GUESS_FRACTION)
     bar.close()
     alpha = np.zeros(X.shape[0])
     alpha[solved] = alpha_work
@@ -324,11 +244,15 @@ class HardMarginSVC(LinearClassifierMixin, BaseEstimator):
     kept if every KKT condition holds (dual signs, and the constraints to ``1e-9``). From
     the second round on, the guessed support (the previous support vectors and the most
     violated added constraints, at most ``n_features + 1``) is tried first in the same
-    way, with up to ten primal-dual active-set corrections: where the support changes
-    little between rounds (nearly every sample a support vector, as on sparse text data)
-    one or two linear systems replace a dozen interior-point factorizations. The kernel
-    matrix of a working set with at most ``n_features`` constraints is kept from round to
-    round. Where the interior-point method stalls, or its duals diverge as they do on
+    way (with more constraints than features, only while the support is below 90% of
+    ``n_features + 1``: the systems need room), with up to ten primal-dual active-set
+    corrections (thirty with more constraints than features, where a system is much
+    smaller than an interior-point iteration; five without progress end them), each
+    solved around the first factorization while the set changes little: where the support
+    changes little between rounds (nearly every sample a support vector, as on sparse text
+    data) one factorization replaces a dozen interior-point ones. The kernel matrix of a
+    working set of at most ``2 (n_features + 1)`` and 4000 constraints is kept from round
+    to round. Where the interior-point method stalls, or its duals diverge as they do on
     infeasible constraints, Clarabel solves the QP and decides, with the messages above.
 
     With ``working_set=True`` the constraints are generated: the first working set holds
