@@ -92,6 +92,215 @@ def test_working_set_matches_full_qp_and_kkt():
     _check_kkt(full, X, y)
 
 
+_TIGHT_CLARABEL = {"tol_gap_rel": 1e-12, "tol_gap_abs": 1e-12, "tol_feas": 1e-12}
+
+
+@pytest.mark.parametrize("space", ["features", "kernel"])
+@pytest.mark.parametrize("shape", [(120, 5), (30, 60)])  # more constraints than features, fewer
+@pytest.mark.parametrize("sparse", [False, True])
+def test_ipm_matches_clarabel_in_both_spaces(space, shape, sparse):
+    # The built-in interior-point method solves its Newton steps in the feature space (the
+    # primal normal equations) or the kernel space (the dual's); either way it is the QP
+    # that Clarabel solves through cvxpy.
+    import scipy.sparse as sp
+
+    from amrlearn.svm._ipm import solve_hard_margin_ipm
+    from amrlearn.svm._qp import _solve_hard_margin_qp
+
+    X, y01 = _separable(n=shape[0], d=shape[1], seed=7)
+    y = np.where(y01 == 1, 1.0, -1.0)
+    X = sp.csr_matrix(X) if sparse else X
+    w, b, alpha = solve_hard_margin_ipm(X, y, space=space)
+    w_ref, b_ref, alpha_ref = _solve_hard_margin_qp(
+        X, y, solver="CLARABEL", solver_options=_TIGHT_CLARABEL
+    )
+    assert_allclose(w, w_ref, rtol=0, atol=1e-7 * np.linalg.norm(w_ref))
+    assert_allclose(b, b_ref, rtol=0, atol=1e-7 * max(1.0, abs(b_ref)))
+    assert_allclose(alpha, alpha_ref, rtol=0, atol=1e-6 * alpha_ref.max())
+    assert (y * (X @ w + b)).min() >= 1 - 1e-9
+
+
+@pytest.mark.parametrize("shape", [(40, 3), (10, 30)])
+def test_ipm_gives_up_on_infeasible_constraints(shape):
+    # The same point with both labels: no hard margin. The method returns None and the
+    # estimator hands the QP to Clarabel, which certifies infeasibility (below).
+    from amrlearn.svm._ipm import solve_hard_margin_ipm
+
+    X, y01 = _separable(n=shape[0], d=shape[1], seed=8)
+    X = np.vstack([X, X[:1]])
+    y = np.where(np.concatenate([y01, 1 - y01[:1]]) == 1, 1.0, -1.0)
+    assert solve_hard_margin_ipm(X, y) is None
+
+
+@pytest.mark.parametrize("working_set", [True, False])
+def test_auto_solver_uses_no_cvxpy_and_matches_clarabel(working_set, monkeypatch):
+    import cvxpy as cp
+
+    X, y = _separable(n=400, d=6, seed=9)
+    ref = HardMarginSVC(
+        solver="CLARABEL", solver_options=_TIGHT_CLARABEL, working_set=working_set, chunk_size=20
+    ).fit(X, y)
+
+    def no_cvxpy(*args, **kwargs):
+        raise AssertionError("cvxpy was called")
+
+    monkeypatch.setattr(cp.Problem, "solve", no_cvxpy)
+    auto = HardMarginSVC(working_set=working_set, chunk_size=20).fit(X, y)
+    assert auto.get_params()["solver"] == "auto"
+    assert_allclose(auto.coef_, ref.coef_, rtol=1e-7)
+    assert_allclose(auto.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
+    assert_array_equal(auto.support_, ref.support_)
+    assert_allclose(auto.dual_coef_, ref.dual_coef_, rtol=1e-6)
+    _check_kkt(auto, X, y, rtol=1e-8)
+
+
+def test_auto_solver_hands_large_or_failed_qps_to_clarabel(monkeypatch):
+    # solver="auto" tries the built-in method while its dense Newton matrix is at most
+    # _IPM_MAX_SIZE on a side; Clarabel solves larger QPs and those where the method gives up.
+    import amrlearn.svm._qp as qp
+
+    X, y = _separable(n=100, d=4, seed=10)
+    expected = HardMarginSVC(working_set=False).fit(X, y)
+    calls = []
+
+    def gives_up(X, y, **kwargs):
+        calls.append(X.shape)
+
+    monkeypatch.setattr(qp, "solve_hard_margin_ipm", gives_up)
+    monkeypatch.setattr(qp, "_IPM_MAX_SIZE", 4)  # below min(100, 4 + 1)
+    clf = HardMarginSVC(working_set=False).fit(X, y)
+    assert calls == []
+    assert_allclose(clf.coef_, expected.coef_, rtol=1e-6)
+    monkeypatch.setattr(qp, "_IPM_MAX_SIZE", 5)
+    clf = HardMarginSVC(working_set=False).fit(X, y)
+    assert calls == [(100, 4)]
+    assert_allclose(clf.coef_, expected.coef_, rtol=1e-6)
+
+
+def _clarabel_reference(X, y01):
+    from amrlearn.svm._qp import _solve_hard_margin_qp
+
+    y = np.where(y01 == 1, 1.0, -1.0)
+    return y, _solve_hard_margin_qp(X, y, solver="CLARABEL", solver_options=_TIGHT_CLARABEL)
+
+
+@pytest.mark.parametrize(
+    "shape, wrong",
+    [
+        ((60, 80), True),  # K_II definite (Cholesky): a wrong guess is corrected
+        ((300, 4), False),  # n_features + 1 supports (indefinite system): the polish
+    ],
+)
+def test_active_set_solves_from_a_guess(shape, wrong):
+    from amrlearn.svm._active_set import solve_hard_margin_active_set
+
+    X, y01 = _separable(n=shape[0], d=shape[1], seed=11)
+    y, (w_ref, b_ref, alpha_ref) = _clarabel_reference(X, y01)
+    support = alpha_ref > 1e-6 * alpha_ref.max()
+    guess = support.copy()
+    if wrong:
+        guess[np.flatnonzero(support)[0]] = False  # a support vector missed...
+        guess[np.flatnonzero(~support)[:2]] = True  # ...and two samples that are not
+    else:
+        assert support.sum() == shape[1] + 1
+    w, b, alpha = solve_hard_margin_active_set(X, y, guess)
+    assert_allclose(w, w_ref, rtol=0, atol=1e-8 * np.linalg.norm(w_ref))
+    assert_allclose(b, b_ref, rtol=0, atol=1e-8 * max(1.0, abs(b_ref)))
+    assert_allclose(alpha, alpha_ref, rtol=0, atol=1e-7 * alpha_ref.max())
+    assert_array_equal(alpha > 0, support)
+    assert (y * (X @ w + b)).min() >= 1 - 1e-9
+
+
+@pytest.mark.parametrize("with_gram", [False, True])
+def test_kkt_system_around_a_factorization_equals_a_fresh_one(with_gram):
+    # An active set near the factorized one (2 removed, 3 added) is solved by a Schur
+    # complement around the first factorization; the answer is the fresh solve's.
+    from amrlearn.svm._active_set import _KKTSystems
+
+    rng = np.random.RandomState(16)
+    Z = rng.randn(60, 80)
+    y = np.where(rng.rand(60) > 0.5, 1.0, -1.0)
+    gram = Z @ Z.T if with_gram else None
+    first = np.arange(0, 50)
+    near = np.union1d(np.setdiff1d(first, [4, 30]), [52, 55, 59])
+    systems = _KKTSystems(Z, y, gram)
+    systems.solve(first)
+    lam, b, updated = systems.solve(near)
+    assert updated
+    lam_ref, b_ref, updated = _KKTSystems(Z, y, gram).solve(near)
+    assert not updated
+    assert_allclose(lam, lam_ref, rtol=1e-8, atol=1e-10 * np.abs(lam_ref).max())
+    assert_allclose(b, b_ref, rtol=1e-8, atol=1e-10)
+    K = Z[near] @ Z[near].T
+    assert_allclose(K @ lam + y[near] * b, 1.0, atol=1e-8)
+    assert abs(y[near] @ lam) < 1e-8 * np.abs(lam).sum()
+
+
+def test_active_set_gives_up():
+    from amrlearn.svm._active_set import solve_hard_margin_active_set
+
+    X, y01 = _separable(n=40, d=3, seed=12)
+    y = np.where(y01 == 1, 1.0, -1.0)
+    everything = np.ones(len(y), dtype=bool)  # more than n_features + 1 active: singular
+    assert solve_hard_margin_active_set(X, y, everything) is None
+    assert solve_hard_margin_active_set(X, y, ~everything) is None  # nothing active
+    # The same point with both labels: the KKT system is singular.
+    X2, y2 = np.vstack([X, X[:1]]), np.append(y, -y[0])
+    guess = np.zeros(len(y2), dtype=bool)
+    guess[[0, len(y2) - 1]] = True
+    assert solve_hard_margin_active_set(X2, y2, guess) is None
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_kernel_cache_follows_the_working_sets(sparse):
+    import scipy.sparse as sp
+
+    from amrlearn.svm._ipm import KernelCache
+
+    rng = np.random.RandomState(15)
+    X = rng.randn(40, 7)
+    y = np.where(rng.rand(40) > 0.5, 1.0, -1.0)
+    Z = X * y[:, None]
+    cache = KernelCache(sp.csr_matrix(X) if sparse else X, y)
+    # grow, drop some and add others, start over
+    for rows in ([3, 5, 8], [3, 4, 5, 8, 20], [0, 4, 8, 20, 39], [1, 2]):
+        rows = np.array(rows)
+        assert_allclose(cache(rows), Z[rows] @ Z[rows].T, rtol=1e-12, atol=1e-12)
+    cache.clear()
+    assert_allclose(cache(np.arange(40)), Z @ Z.T, rtol=1e-12, atol=1e-12)
+
+
+def test_working_set_rounds_use_the_active_set(monkeypatch):
+    # More features than samples: only the first round needs the interior-point method;
+    # every later one is solved from the guessed support, and the result is Clarabel's.
+    import amrlearn.svm._qp as qp
+
+    calls = []
+    original = qp.solve_hard_margin_ipm
+
+    def spy(X, y, **kwargs):
+        calls.append(X.shape)
+        return original(X, y, **kwargs)
+
+    monkeypatch.setattr(qp, "solve_hard_margin_ipm", spy)
+    X, y01 = _separable(n=120, d=150, seed=13)
+    clf = HardMarginSVC(chunk_size=10).fit(X, y01)
+    assert clf.n_iter_ > 2 and len(calls) == 1
+    _, (w_ref, b_ref, _) = _clarabel_reference(X, y01)
+    assert_allclose(clf.coef_[0], w_ref, rtol=0, atol=1e-8 * np.linalg.norm(w_ref))
+    assert_allclose(clf.intercept_[0], b_ref, rtol=0, atol=1e-8 * max(1.0, abs(b_ref)))
+    _check_kkt(clf, X, y01, rtol=1e-9)
+
+
+@pytest.mark.parametrize("working_set", [True, False])
+def test_not_separable_raises_with_more_features_than_samples(working_set):
+    X, y = _separable(n=60, d=80, seed=14)
+    X = np.vstack([X, X[:1]])
+    y = np.concatenate([y, 1 - y[:1]])
+    with pytest.raises(ValueError, match="not linearly separable.*61 samples.*CLARABEL"):
+        HardMarginSVC(working_set=working_set, chunk_size=10).fit(X, y)
+
+
 def test_margin_equals_min_linear_margin():
     X, y = _separable(n=200, d=4, seed=3)
     clf = HardMarginSVC(chunk_size=20).fit(X, y)
@@ -131,7 +340,7 @@ def test_not_separable_xor_raises():
 
 def test_other_solver_status_raises_naming_it():
     X, y = _separable(n=60, d=3)
-    clf = HardMarginSVC(solver_options={"max_iter": 2}, working_set=False)
+    clf = HardMarginSVC(solver="CLARABEL", solver_options={"max_iter": 2}, working_set=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # cvxpy's "may be inaccurate"
         with pytest.raises(RuntimeError, match="status 'user_limit'"):
