@@ -238,23 +238,31 @@ def main(argv=None):
     return out
 
 
-def _summary(torchattacks, args, cells):
+def _totals(cells):
+    """Per chain: the nets that ran it, summed CPU times, their ratio, and the targets."""
     total = {}
-    for name in args.chains.split(","):
-        cpu = sum(c["chains"][name]["cpu_s"] for c in cells)
-        aa = sum(c["autoattack"]["cpu_s"] for c in cells)
-        wall = sum(c["chains"][name]["wall_s"] for c in cells)
-        aa_wall = sum(c["autoattack"]["wall_s"] for c in cells)
+    for name in sorted({k for c in cells for k in c["chains"]}):
+        cs = [c for c in cells if name in c["chains"]]
+        cpu = sum(c["chains"][name]["cpu_s"] for c in cs)
+        aa = sum(c["autoattack"]["cpu_s"] for c in cs)
+        wall = sum(c["chains"][name]["wall_s"] for c in cs)
+        aa_wall = sum(c["autoattack"]["wall_s"] for c in cs)
         total[name] = {
+            "nets": [c["net"] for c in cs],
             "cpu_s": cpu,
             "autoattack_cpu_s": aa,
             "cpu_ratio": cpu / aa,
             "wall_ratio": wall / aa_wall,
             "all_nets_meet_accuracy_target": all(
-                c["chains"][name]["meets_accuracy_target"] for c in cells
+                c["chains"][name]["meets_accuracy_target"] for c in cs
             ),
-            "all_nets_meet_time_target": all(c["chains"][name]["meets_time_target"] for c in cells),
+            "all_nets_meet_time_target": all(c["chains"][name]["meets_time_target"] for c in cs),
         }
+    return total
+
+
+def _summary(torchattacks, args, cells):
+    total = _totals(cells)
     return {
         "peer": f"torchattacks=={torchattacks.__version__}",
         "peer_attack": "AutoAttack(norm='L2', version='standard')",
@@ -271,21 +279,7 @@ def _merge(files, out):
     """Gather the nets of several result files into one, with the totals recomputed."""
     records = [json.loads(Path(f).read_text()) for f in files]
     cells = [c for r in records for c in r["cells"]]
-    total = {}
-    for name in sorted({k for c in cells for k in c["chains"]}):
-        cs = [c for c in cells if name in c["chains"]]
-        cpu = sum(c["chains"][name]["cpu_s"] for c in cs)
-        aa = sum(c["autoattack"]["cpu_s"] for c in cs)
-        total[name] = {
-            "nets": [c["net"] for c in cs],
-            "cpu_s": cpu,
-            "autoattack_cpu_s": aa,
-            "cpu_ratio": cpu / aa,
-            "all_nets_meet_accuracy_target": all(
-                c["chains"][name]["meets_accuracy_target"] for c in cs
-            ),
-            "all_nets_meet_time_target": all(c["chains"][name]["meets_time_target"] for c in cs),
-        }
+    total = _totals(cells)
     out_record = {
         "peer": records[0]["peer"],
         "peer_attack": records[0]["peer_attack"],
