@@ -411,3 +411,57 @@ def test_broken_is_public_and_agrees_with_run(bn_mlp, digits):
     np.testing.assert_array_equal(zero.numpy(), miss.numpy())
     with pytest.raises(InvalidParameterError):
         L2PGD(eps=-1.0).broken(fn, x, yt)
+
+
+def test_broken_lives_on_the_base_class():
+    """An attack that only writes ``run`` gets ``broken``: misclassified and within eps."""
+    from amrlearn.attacks import FixedEpsilonAttack
+
+    class ToBoundary(FixedEpsilonAttack):  # moves every sample to x_0 = 0.5
+        _parameter_constraints: dict = {
+            **FixedEpsilonAttack._parameter_constraints,
+            "eps": "no_validation",
+        }
+
+        def __init__(self, eps=1.0, batch_size=256, device=None, verbose=0, random_state=None):
+            self.eps = eps
+            self.batch_size = batch_size
+            self.device = device
+            self.verbose = verbose
+            self.random_state = random_state
+
+        def run(self, fn, x, y, *, generator=None):
+            return torch.full_like(x, 0.5)
+
+    lin = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0], [-1.0]]))  # class 0 where x > 0
+    fn = as_logit_fn(lin)
+    x = -torch.arange(6.0)[:, None] - 0.5  # class 1; sample i lies i + 1 from 0.5
+    y = torch.ones(6, dtype=torch.long)
+    assert ToBoundary(eps=4.0).broken(fn, x, y).tolist() == [True] * 4 + [False] * 2
+    assert not ToBoundary(eps=0.0).broken(fn, x, y).any()
+    acc = robust_accuracy(lin, x, y, eps=[2.5, 5.0], attack=ToBoundary(), clip=None)
+    np.testing.assert_allclose(acc, [4 / 6, 1 / 6])
+
+
+def test_robust_accuracy_runs_an_attack_instance_in_its_own_batches(digits):
+    X, y = digits
+    sizes = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            if torch.is_grad_enabled():  # the attack's passes, not the clean one
+                sizes.append(x.shape[0])
+            return self.lin(x)
+
+    net = Spy()
+    with torch.no_grad():
+        pred = net(torch.from_numpy(X[:40])).argmax(1).numpy()  # all 40 are candidates
+    attack = L2PGD(eps=0.0, steps=2, step_size=1e-3, batch_size=8)
+    robust_accuracy(net, X[:40], pred, eps=[0.3], attack=attack, batch_size=50)
+    assert max(sizes) == 8

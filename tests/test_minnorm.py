@@ -13,6 +13,7 @@ from amrlearn.attacks import (
     DDN,
     FMN,
     DeepFool,
+    MinimizationAttack,
     MinimumNormEnsemble,
     boundary_search,
     deepfool_perturbation,
@@ -215,3 +216,32 @@ def test_deepfool_moves_along_the_free_faces_of_the_box():
     np.testing.assert_allclose(X_adv, [[0.0, 0.5]], atol=1e-5)
     _, dist = MinimumNormEnsemble(steps=10, clip=(0.0, 1.0))(net, X, np.array([0]))
     np.testing.assert_allclose(dist, [0.5], rtol=1e-5)
+
+
+def test_ensemble_warm_starts_the_attacks_that_declare_it():
+    """``accepts_x_init`` declares the warm start; the signature of ``run`` is not read."""
+    seen = []
+
+    class Recorder(MinimizationAttack):
+        accepts_x_init = True
+
+        def __init__(self, clip=None, batch_size=256, device=None, verbose=0, random_state=None):
+            self.clip = clip
+            self.batch_size = batch_size
+            self.device = device
+            self.verbose = verbose
+            self.random_state = random_state
+
+        def run(self, fn, x, y, **kwargs):
+            seen.append(sorted(kwargs))
+            return x, torch.full((x.shape[0],), float("inf"), dtype=torch.float64)
+
+    class Cold(Recorder):
+        accepts_x_init = False
+
+    net = torch.nn.Linear(3, 2)
+    X = torch.rand(5, 3)
+    y = net(X).argmax(1)
+    MinimumNormEnsemble(attacks=[Recorder(), Cold()], refine_steps=0)(net, X, y)
+    assert seen == [["generator", "x_init"], ["generator"]]
+    assert FMN.accepts_x_init and not DDN.accepts_x_init and not DeepFool.accepts_x_init

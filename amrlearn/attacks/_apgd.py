@@ -14,9 +14,8 @@ from numbers import Integral, Real
 
 from ..utils._compat import Interval, StrOptions
 from ..utils._inputs import CLIP_CONSTRAINT, check_clip
-from ..utils._math import flat_norm, uniform_l2_ball
-from ._base import FixedEpsilonAttack
-from ._pgd import _project, attack_loss
+from ._pgd import attack_loss
+from ._steps import BestPoints, GradientAttack, ascent_step, project, start
 
 __all__ = ["APGD", "dlr_loss"]
 
@@ -76,7 +75,7 @@ def dlr_loss(logits, y, target=None):
     return -num / (den + 1e-12)
 
 
-class APGD(FixedEpsilonAttack):
+class APGD(GradientAttack):
     """Auto-PGD in l2 (APGD-CE, APGD-DLR and targeted APGD-T), without a step size to tune.
 
     Parameters
@@ -141,7 +140,7 @@ class APGD(FixedEpsilonAttack):
     """
 
     _parameter_constraints: dict = {
-        **FixedEpsilonAttack._parameter_constraints,
+        **GradientAttack._parameter_constraints,
         "eps": [Interval(Real, 0, None, closed="left")],
         "steps": [Interval(Integral, 1, None, closed="left")],
         "loss": [StrOptions({"ce", "dlr"})],
@@ -181,29 +180,6 @@ class APGD(FixedEpsilonAttack):
         self.verbose = verbose
         self.random_state = random_state
 
-    def run(self, fn, x, y, *, generator=None):
-        """Attack one batch; return an adversarial point per sample where one was found,
-        else the highest-loss iterate (a tensor like ``x``).
-
-        Parameters
-        ----------
-        fn : callable
-            ``fn(x) -> logits``; its mode is the caller's business.
-        x : tensor of shape (n, ...)
-        y : tensor of shape (n,) of int64
-        generator : torch.Generator, default=None
-
-        Returns
-        -------
-        x_adv : tensor like ``x``, detached
-        """
-        return self._attack(fn, x, y, generator)[0]
-
-    def broken(self, fn, x, y, *, generator=None):
-        """Which samples of one batch the attack breaks (bool tensor of shape (n,))."""
-        self._validate_params()
-        return self._attack(fn, x, y, generator)[1]
-
     def _losses(self, logits, y, target):
         if self.loss == "ce":
             if target is None:
@@ -211,7 +187,11 @@ class APGD(FixedEpsilonAttack):
             return -attack_loss(logits, target, "ce")
         return dlr_loss(logits, y, target)
 
-    def _attack(self, fn, x, y, generator):
+    def _attack(self, fn, x, y, generator, track):
+        """Every run, each on the samples not yet broken: ``(points, broken)``.
+
+        The points are those of the last run that saw the sample.
+        """
         import torch
 
         from ..utils._alarms import warn_if_training
@@ -236,26 +216,20 @@ class APGD(FixedEpsilonAttack):
                 if idx.numel() == 0:
                     return out, broken
                 t = None if target is None else target[idx]
-                x_best, hit = self._once(fn, x[idx], y[idx], t, generator)
+                x_best, hit = self._once(fn, x[idx], y[idx], t, generator, track)
                 out[idx] = x_best
                 broken[idx] = hit
         return out, broken
 
-    def _once(self, fn, x, y, target, generator):
+    def _once(self, fn, x, y, target, generator, track):
         """One run on the samples ``x``: ``(point per sample, broken)``."""
         import torch
 
         eps, clip = float(self.eps), check_clip(self.clip)
         n = x.shape[0]
-        if self.random_start:
-            delta = uniform_l2_ball(
-                x.shape, eps, generator=generator, device=x.device, dtype=x.dtype
-            )
-        else:
-            delta = torch.zeros_like(x)
-        delta = _project(x, delta, eps, clip)
+        delta = start(x, eps, self.random_start, clip, generator)
         shape = (-1, *[1] * (x.dim() - 1))
-        out, hit = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+        best = BestPoints(x, track=track)
 
         def evaluate(idx, d):
             d = d.detach().requires_grad_(True)
@@ -263,9 +237,7 @@ class APGD(FixedEpsilonAttack):
             tgt = None if target is None else target[idx]
             loss = self._losses(logits, y[idx], tgt)
             (grad,) = torch.autograd.grad(loss.sum(), d)
-            wrong = logits.detach().argmax(1) != y[idx]
-            out[idx[wrong]] = (x[idx] + d).detach()[wrong]
-            hit[idx[wrong]] = True
+            best.record(idx, x[idx] + d, logits, y[idx], loss)
             return loss.detach(), grad.detach()
 
         idx = torch.arange(n, device=x.device)
@@ -284,28 +256,23 @@ class APGD(FixedEpsilonAttack):
             "ckpt_loss": loss,
             "halved": torch.zeros(n, dtype=torch.bool, device=x.device),
         }
-        out[idx] = x + delta
         checkpoints, last = _checkpoints(self.steps), 0
         for k in range(self.steps):
-            keep = ~hit[s["idx"]]
-            if not keep.any():
+            kept = best.survivors(s["idx"], *s.values())
+            if kept is None:
                 break
-            if not keep.all():
-                s = {name: v[keep] for name, v in s.items()}
+            s = dict(zip(s, kept[1:]))
             idx, xs = s["idx"], x[s["idx"]]
-            g = s["grad"] / flat_norm(s["grad"]).clamp_min(1e-12)
-            z = _project(xs, s["delta"] + s["eta"].view(shape) * g, eps, clip)
+            z = ascent_step(xs, s["delta"], s["grad"], s["eta"].view(shape), eps, clip)
             a = 1.0 if k == 0 else 0.75
             new = s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"])
-            new = _project(xs, new, eps, clip)
+            new = project(xs, new, eps, clip)
             loss, grad = evaluate(idx, new)
             s["ups"] = s["ups"] + (loss > s["loss"]).float()
             s["prev"], s["delta"], s["loss"], s["grad"] = s["delta"], new, loss, grad
             better = loss > s["best_loss"]
             for name, v in (("best", new), ("best_grad", grad), ("best_loss", loss)):
                 s[name] = torch.where(better.view(-1, *[1] * (v.dim() - 1)), v, s[name])
-            better_any = ~hit[idx]
-            out[idx[better_any & better]] = (xs + new)[better_any & better]
             if k + 1 in checkpoints:
                 height = k + 1 - last
                 last = k + 1
@@ -319,4 +286,4 @@ class APGD(FixedEpsilonAttack):
                 s["loss"] = torch.where(halve, s["best_loss"], s["loss"])
                 s["halved"], s["ckpt_loss"] = halve, s["best_loss"]
                 s["ups"] = torch.zeros_like(s["ups"])
-        return out, hit
+        return best.points, best.broken

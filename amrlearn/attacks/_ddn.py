@@ -8,13 +8,13 @@ cosine-annealed from ``step_size`` to ``step_size / 100`` and the norm ``eps_k``
 by ``1 - gamma`` after an adversarial iterate and grows by ``1 + gamma`` otherwise.
 """
 
-import math
 from numbers import Integral, Real
 
 from ..utils._compat import Interval
 from ..utils._inputs import CLIP_CONSTRAINT, check_clip
 from ..utils._math import flat_norm
 from ._base import MinimizationAttack
+from ._search import _box_radius, _cosine, _keep_closest, _random_where_zero
 
 __all__ = ["DDN"]
 
@@ -139,36 +139,22 @@ class DDN(MinimizationAttack):
         shape = (-1, *[1] * (x.dim() - 1))
         delta = torch.zeros_like(x)
         norm = torch.full((n,), float(self.init_norm), device=x.device, dtype=x.dtype)
-        if clip is None:
-            worst = torch.full_like(norm, float("inf"))
-        else:  # the farthest corner of the box: no useful norm is larger
-            worst = flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
+        worst = _box_radius(x, clip)
         best = x.clone()
         best_dist = torch.full((n,), float("inf"), device=x.device, dtype=torch.float64)
-        lr_min = self.step_size / 100.0
         for i in range(self.steps + 1):
             delta.requires_grad_(True)
             logits = fn(x + delta)
             is_adv = logits.detach().argmax(1) != y
-            dist = flat_norm(delta.detach()).flatten().double()
-            better = is_adv & (dist < best_dist)
-            best[better] = (x + delta.detach())[better]
-            best_dist[better] = dist[better]
+            best_dist, _ = _keep_closest(best, best_dist, x, delta.detach(), is_adv)
             if i == self.steps:
                 break
             loss = F.cross_entropy(logits, y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
             delta = delta.detach()
-            gnorm = flat_norm(grad)
-            flat = gnorm.flatten() == 0
-            if flat.any():  # vanishing gradient: a random direction instead
-                grad[flat] = torch.randn(
-                    grad[flat].shape, generator=generator, device=x.device, dtype=grad.dtype
-                )
-                gnorm = flat_norm(grad)
-            cosine = (1 + math.cos(math.pi * i / self.steps)) / 2
-            alpha = lr_min + (self.step_size - lr_min) * cosine
-            delta = delta + alpha * grad / gnorm
+            grad = _random_where_zero(grad, generator)  # where the gradient vanishes
+            alpha = _cosine(self.step_size, self.step_size / 100.0, i, self.steps)
+            delta = delta + alpha * grad / flat_norm(grad)
             norm = norm * (1 - (2 * is_adv.to(norm.dtype) - 1) * self.gamma)
             norm = torch.minimum(norm, worst)
             delta = delta * (norm.view(shape) / flat_norm(delta).clamp_min(1e-12))

@@ -10,20 +10,16 @@ The step size is cosine-annealed from ``step_size`` to ``step_size / 100`` and
 ``gamma_k`` from ``gamma`` to ``0.001`` (the paper's settings).
 """
 
-import math
 from numbers import Integral, Real
 
 from ..utils._compat import Interval
 from ..utils._inputs import CLIP_CONSTRAINT, check_clip
 from ..utils._math import flat_norm
 from ._base import MinimizationAttack
-from ._search import _finish, _is_adv, _random_where_zero
+from ._search import _box_radius, _cosine, _finish, _is_adv, _keep_closest, _random_where_zero
+from ._steps import project
 
 __all__ = ["FMN", "logit_margin"]
-
-
-def _cosine(start, end, i, n):
-    return end + (start - end) * (1 + math.cos(math.pi * i / n)) / 2
 
 
 def logit_margin(logits, y):
@@ -112,6 +108,8 @@ class FMN(MinimizationAttack):
         "clip": CLIP_CONSTRAINT,
     }
 
+    accepts_x_init = True
+
     def __init__(
         self,
         *,
@@ -158,14 +156,12 @@ class FMN(MinimizationAttack):
 
         x = x.detach()
         clip = check_clip(self.clip)
-        if clip is None:
-            worst = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
-        else:  # the farthest corner of the box: no useful radius is larger
-            worst = flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
+        shape = (-1, *[1] * (x.dim() - 1))
+        worst = _box_radius(x, clip)
         best, best_dist = _finish(fn, x, x if x_init is None else x_init.detach(), y, clip)
         best_dist = best_dist.to(x.dtype)
         found = torch.isfinite(best_dist)
-        delta = torch.where(found.view(-1, *[1] * (x.dim() - 1)), best - x, 0.0)
+        delta = torch.where(found.view(shape), best - x, 0.0)
         eps = torch.where(found, best_dist, float("inf"))
         min_step = self.step_size / 100.0
         for i in range(self.steps):
@@ -176,10 +172,7 @@ class FMN(MinimizationAttack):
             grad = grad.to(x.dtype)
             delta, loss = delta.detach(), loss.detach().to(x.dtype)
             is_adv = logits.detach().argmax(1) != y
-            norm = flat_norm(delta).flatten()
-            better = is_adv & (norm < best_dist)
-            best[better] = (x + delta)[better]
-            best_dist = torch.where(better, norm, best_dist)
+            best_dist, norm = _keep_closest(best, best_dist, x, delta, is_adv)
             found = found | is_adv
             grad = _random_where_zero(grad, generator)
             gnorm = flat_norm(grad)
@@ -195,14 +188,7 @@ class FMN(MinimizationAttack):
             )
             eps = torch.minimum(eps, worst)
             delta = delta - _cosine(self.step_size, min_step, i, self.steps) * grad / gnorm
-            delta = delta * (eps / flat_norm(delta).flatten().clamp_min(1e-12)).clamp(max=1.0).view(
-                -1, *[1] * (x.dim() - 1)
-            )
-            if clip is not None:
-                delta = (x + delta).clamp(clip[0], clip[1]) - x
+            delta = project(x, delta, eps.view(shape), clip)
         with torch.no_grad():
-            is_adv = _is_adv(fn, x + delta, y)
-            norm = flat_norm(delta).flatten()
-            better = is_adv & (norm < best_dist)
-            best[better] = (x + delta)[better]
+            _keep_closest(best, best_dist, x, delta, _is_adv(fn, x + delta, y))
         return _finish(fn, x, best, y, clip)

@@ -8,7 +8,6 @@ models, FMN started from DeepFool's points, and DDN) and keeps, per sample, the 
 verified distance.
 """
 
-import inspect
 from numbers import Integral
 
 from ..utils._compat import Interval
@@ -22,7 +21,7 @@ __all__ = ["MinimumNormEnsemble"]
 class MinimumNormEnsemble(MinimizationAttack):
     """The closest verified adversarial point of several minimum-norm attacks.
 
-    Runs the attacks one after the other; an attack whose ``run`` accepts ``x_init``
+    Runs the attacks one after the other; an attack that declares ``accepts_x_init``
     (FMN) starts from the best points found so far. Every point is pulled back towards
     ``x`` by :func:`boundary_search`, checked by a forward pass (misclassified, and in
     the box), and the smallest verified distance is kept per sample. The default is
@@ -158,9 +157,7 @@ class MinimumNormEnsemble(MinimizationAttack):
         clip = check_clip(self.clip)
         best, best_dist = _finish(fn, x, x, y, clip)  # 0 where x is misclassified
         for attack in self._members():
-            kwargs = {}
-            if "x_init" in inspect.signature(attack.run).parameters:
-                kwargs["x_init"] = best
+            kwargs = {"x_init": best} if attack.accepts_x_init else {}
             x_adv, _ = attack.run(fn, x, y, generator=generator, **kwargs)
             x_adv = boundary_search(fn, x, x_adv, y, steps=self.refine_steps, clip=clip)
             x_adv, dist = _finish(fn, x, x_adv, y, clip)

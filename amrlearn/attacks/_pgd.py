@@ -7,12 +7,9 @@ The paper evaluates robustness with l2 PGD: 1000 steps of size 0.01, eps in
 from numbers import Integral, Real
 
 from ..utils._compat import Interval, StrOptions
-from ..utils._inputs import (
-    CLIP_CONSTRAINT,
-    check_clip,
-)
-from ..utils._math import flat_norm, uniform_l2_ball
-from ._base import FixedEpsilonAttack
+from ..utils._inputs import CLIP_CONSTRAINT, check_clip
+from ..utils._math import uniform_l2_ball
+from ._steps import BestPoints, GradientAttack, ascent_step, start
 
 __all__ = ["L2PGD", "attack_loss", "uniform_l2_ball"]
 
@@ -60,27 +57,7 @@ def attack_loss(logits, y, loss="ce"):
     raise ValueError(f"loss must be 'ce' or 'margin', got {loss!r}.")
 
 
-def _project(x, delta, eps, clip):
-    """Project ``delta`` onto the l2 ball of radius ``eps``, then ``x + delta`` onto the box.
-
-    The box step only moves coordinates towards ``x`` (which lies in the box), so it
-    never increases the norm: the result lies in both sets.
-    """
-    norm = flat_norm(delta)
-    delta = delta * _ball_factor(norm, eps)
-    if clip is not None:
-        delta = (x + delta).clamp(clip[0], clip[1]) - x
-    return delta
-
-
-def _ball_factor(norm, eps):
-    """``min(1, eps / norm)``, equal to 1 where ``norm`` is 0."""
-    import torch
-
-    return torch.where(norm > eps, eps / norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
-
-
-class L2PGD(FixedEpsilonAttack):
+class L2PGD(GradientAttack):
     """l2 projected gradient descent, the attack of the paper's section 5.
 
     Each step ascends the cross-entropy along its normalized gradient,
@@ -156,7 +133,7 @@ class L2PGD(FixedEpsilonAttack):
     """
 
     _parameter_constraints: dict = {
-        **FixedEpsilonAttack._parameter_constraints,
+        **GradientAttack._parameter_constraints,
         "eps": [Interval(Real, 0, None, closed="left")],
         "steps": [Interval(Integral, 0, None, closed="left")],
         "step_size": [Interval(Real, 0, None, closed="left")],
@@ -196,53 +173,9 @@ class L2PGD(FixedEpsilonAttack):
         self.verbose = verbose
         self.random_state = random_state
 
-    def run(self, fn, x, y, *, generator=None):
-        """Attack one batch; return the best iterate per sample (a tensor like ``x``).
-
-        Parameters
-        ----------
-        fn : callable
-            ``fn(x) -> logits`` (see :func:`amrlearn.utils.as_logit_fn`); its mode is the
-            caller's business.
-        x : tensor of shape (n, ...)
-            Inputs on the model's device, inside the box ``clip``.
-        y : tensor of shape (n,) of int64
-            Indices of the true classes.
-        generator : torch.Generator, default=None
-            For the random starts; torch's global generator when None.
-
-        Returns
-        -------
-        x_adv : tensor like ``x``, detached
-        """
-        return self._attack(fn, x, y, generator=generator)[0]
-
-    def broken(self, fn, x, y, *, generator=None):
-        """Which samples of one batch the attack breaks (tensor-level, like :meth:`run`).
-
-        A sample is broken when some iterate of the search is misclassified; that is all
-        robust accuracy needs, so the best iterates are not kept.
-
-        Parameters
-        ----------
-        fn, x, y, generator
-            As for :meth:`run`.
-
-        Returns
-        -------
-        broken : bool tensor of shape (n,)
-            ``True`` where the attack found an adversarial point within ``eps``
-            (including samples that ``fn`` already misclassifies).
-        """
-        self._validate_params()
-        return self._attack(fn, x, y, generator=generator, track=False)[1]
-
-    def _attack(self, fn, x, y, *, generator=None, track=True):
-        """``run``, also returning the boolean tensor of broken samples.
-
-        ``track=False`` skips the bookkeeping of the best iterates (``best`` is then
-        ``x``).
-        """
+    def _attack(self, fn, x, y, generator, track):
+        """The search: ``(best iterate per sample, broken)``; ``track=False`` skips the
+        bookkeeping of the best iterates (the points are then ``x``)."""
         import torch
 
         from ..utils._alarms import warn_if_training
@@ -251,57 +184,30 @@ class L2PGD(FixedEpsilonAttack):
         eps = float(self.eps)
         clip = check_clip(self.clip)
         x = x.detach()
-        best = x.clone()
-        best_loss = torch.full((x.shape[0],), -float("inf"), device=x.device)
-        broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-
-        def record(idx, x_cur, logits, loss):
-            # Best so far: any misclassified iterate beats a correct one; then higher loss.
-            wrong = logits.detach().argmax(1) != y[idx]
-            was = broken[idx]
-            if not track:
-                broken[idx] = was | wrong
-                return
-            loss = loss.detach().float()
-            better = (wrong & ~was) | ((wrong == was) & (loss > best_loss[idx]))
-            if self.early_stop:
-                better &= ~was
-            sel = idx[better]
-            best[sel] = x_cur.detach()[better]
-            best_loss[sel] = loss[better]
-            broken[idx] = was | wrong
-
+        best = BestPoints(x, first_hit=self.early_stop, track=track)
         for _ in range(self.restarts):
             idx = (
-                torch.nonzero(~broken).flatten()
+                torch.nonzero(~best.broken).flatten()
                 if self.early_stop
                 else torch.arange(x.shape[0], device=x.device)
             )
             if idx.numel() == 0:
                 break
             x0 = x[idx]
-            if self.random_start and eps > 0:
-                delta = uniform_l2_ball(
-                    x0.shape, eps, generator=generator, device=x.device, dtype=x.dtype
-                )
-            else:
-                delta = torch.zeros_like(x0)
-            delta = _project(x0, delta, eps, clip)
+            delta = start(x0, eps, self.random_start, clip, generator)
             for step in range(self.steps + 1):
                 delta.requires_grad_(True)
                 logits = fn(x0 + delta)
                 loss = attack_loss(logits, y[idx], self.loss)
-                record(idx, x0 + delta, logits, loss)
+                best.record(idx, x0 + delta, logits, y[idx], loss)
                 if step == self.steps:
                     break
                 (grad,) = torch.autograd.grad(loss.sum(), delta)
                 delta = delta.detach()
                 if self.early_stop:
-                    keep = ~broken[idx]
-                    if not keep.any():
+                    kept = best.survivors(idx, x0, delta, grad)
+                    if kept is None:
                         break
-                    if not keep.all():
-                        idx, x0, delta, grad = idx[keep], x0[keep], delta[keep], grad[keep]
-                grad = grad / flat_norm(grad).clamp_min(1e-12)
-                delta = _project(x0, delta + self.step_size * grad, eps, clip)
-        return best, broken
+                    idx, x0, delta, grad = kept
+                delta = ascent_step(x0, delta, grad, self.step_size, eps, clip)
+        return best.points, best.broken

@@ -17,11 +17,11 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 
-from ..utils import as_logit_fn, progress
-from ..utils._alarms import warn, warn_if_stochastic
-from ..utils._inputs import as_input_tensor, check_box, torch_generator
+from ..utils import progress
+from ..utils._alarms import warn
+from ..utils._inputs import torch_generator
 from ._apgd import APGD
-from ._base import FixedEpsilonAttack, MinimizationAttack
+from ._base import EPS_RTOL, FixedEpsilonAttack, MinimizationAttack, _session, _slices
 from ._fmn import FMN
 from ._minnorm import MinimumNormEnsemble
 from ._pgd import L2PGD
@@ -35,8 +35,6 @@ AUTO_ATTACKS = ("fmn", "apgd-ce/50", "apgd-t3/50")
 MASKING_GAP = 0.05
 #: AutoAttack's budget of its APGD runs (iterations per target, targets of APGD-T).
 _APGD_STEPS, _APGD_TARGETS = 100, 9
-#: A point counts inside the ball of radius eps up to this relative rounding.
-_EPS_RTOL = 1e-6
 #: The budget of the minimum-norm FMN run of ``"fmn"`` (once across the grid).
 _FMN_STEPS = 100
 
@@ -108,31 +106,6 @@ def _chain(attack, loss, pgd, clip):
     for _, a in chain:
         a._validate_params()
     return list(zip(names, [a for _, a in chain]))
-
-
-def _min_norm_distances(attack, fn, batches, n, generator):
-    """Verified distances of ``attack`` (a :class:`MinimizationAttack`) over ``batches``;
-    ``inf`` for the samples it was not run on or found nothing for."""
-    import torch
-
-    dist = torch.full((n,), float("inf"), dtype=torch.float64)
-    for sel, xb, yb in batches:
-        _, d = attack.run(fn, xb, yb, generator=generator)
-        dist[sel] = d.detach().double().cpu()
-    return dist
-
-
-def _broken(attack, fn, x, y, generator):
-    """Which samples ``attack`` breaks: its ``broken`` if it has one, else a check of
-    ``run``'s points (misclassified and within ``eps``)."""
-    import torch
-
-    if hasattr(attack, "broken"):
-        return attack.broken(fn, x, y, generator=generator)
-    x_adv = attack.run(fn, x, y, generator=generator).detach()
-    within = (x_adv - x).flatten(1).norm(dim=1) <= float(attack.eps) * (1 + _EPS_RTOL)
-    with torch.no_grad():
-        return within & (fn(x_adv).argmax(1) != y)
 
 
 @dataclass
@@ -352,26 +325,15 @@ def robust_accuracy(
         random_state=random_state,
     )
     chain = _chain(attack, loss, pgd, clip)
-    fn = as_logit_fn(model, device)
-    X_t = as_input_tensor(X, fn.dtype)
-    n = X_t.shape[0]
-    y_t = fn.targets(y, X_t)
-    check_box(X_t, clip)
-    # One random stream per attack, the first one's as the attack alone would draw it:
-    # the chain's first accuracy is then the very number of that attack alone.
-    rng = check_random_state(random_state)
-    generators = [torch_generator(rng, fn.device) for _ in chain]
-
-    def batches(index):
-        for s in range(0, len(index), batch_size):
-            sel = index[s : s + batch_size]
-            yield sel, X_t[sel].to(fn.device), y_t[sel].to(fn.device)
-
-    with fn.eval_mode():
-        warn_if_stochastic(fn, X_t[:8].to(fn.device), "robust_accuracy")
+    with _session(model, X, y, device, clip, "robust_accuracy") as (fn, X_t, y_t):
+        # One random stream per attack, the first one's as the attack alone would draw
+        # it: the chain's first accuracy is then the very number of that attack alone.
+        rng = check_random_state(random_state)
+        generators = [torch_generator(rng, fn.device) for _ in chain]
+        n = X_t.shape[0]
         correct = torch.zeros(n, dtype=torch.bool)
         with torch.no_grad():
-            for sel, xb, yb in batches(torch.arange(n)):
+            for sel, xb, yb in _slices(fn, X_t, y_t, batch_size):
                 correct[sel] = (fn(xb).argmax(1) == yb).cpu()
         alive = [correct.clone() for _ in chain]  # survivors of each prefix of the chain
         robust = {name: np.zeros((n, eps_arr.size), dtype=bool) for name, _ in chain}
@@ -384,17 +346,18 @@ def robust_accuracy(
             e = float(eps_arr[i])
             for k, (name, a) in enumerate(chain):
                 cand = alive[k] & alive[k - 1] if k else alive[k]
+                batches = _slices(fn, X_t, y_t, a.batch_size, torch.nonzero(cand).flatten())
                 if e > 0 and isinstance(a, MinimizationAttack):
                     if distances[k] is None:
-                        distances[k] = _min_norm_distances(
-                            a, fn, batches(torch.nonzero(cand).flatten()), n, generators[k]
-                        )
-                    cand &= ~(distances[k] <= e * (1 + _EPS_RTOL))
+                        distances[k] = torch.full((n,), float("inf"), dtype=torch.float64)
+                        for sel, xb, yb in batches:
+                            _, d = a.run(fn, xb, yb, generator=generators[k])
+                            distances[k][sel] = d.detach().double().cpu()
+                    cand &= ~(distances[k] <= e * (1 + EPS_RTOL))
                 elif e > 0:
                     at_e = clone(a).set_params(eps=e)
-                    survivors = torch.nonzero(cand).flatten()
-                    for sel, xb, yb in batches(survivors):
-                        cand[sel[_broken(at_e, fn, xb, yb, generators[k]).cpu()]] = False
+                    for sel, xb, yb in batches:
+                        cand[sel[at_e.broken(fn, xb, yb, generator=generators[k]).cpu()]] = False
                 alive[k] = cand
                 robust[name][:, i] = cand.numpy()
     names = [name for name, _ in chain]

@@ -1,7 +1,11 @@
 """Helpers of the minimum-norm attacks: the adversarial check, a bisection back toward the
 clean point along the segment, and the verified finish that every attack's points go
 through (a forward pass confirms each point is adversarial; non-adversarial points get an
-infinite distance)."""
+infinite distance). Also the pieces of the loop that FMN and DDN share: the cosine
+schedule, the largest useful radius in the box, the random direction where the gradient
+vanishes, and the closest adversarial iterate kept per sample."""
+
+import math
 
 from ..utils._math import flat_norm
 
@@ -14,6 +18,32 @@ def _is_adv(fn, x, y):
 
     with torch.no_grad():
         return fn(x).argmax(1) != y
+
+
+def _cosine(start, end, i, n):
+    """The cosine schedule from ``start`` (step 0) to ``end`` (step ``n``), at step ``i``."""
+    return end + (start - end) * (1 + math.cos(math.pi * i / n)) / 2
+
+
+def _box_radius(x, clip):
+    """Per sample, the distance to the farthest corner of the box: no useful norm is
+    larger (``inf`` without a box)."""
+    import torch
+
+    if clip is None:
+        return torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+    return flat_norm(torch.maximum(x - clip[0], clip[1] - x)).flatten()
+
+
+def _keep_closest(best, best_dist, x, delta, is_adv):
+    """Write ``x + delta`` into ``best`` where it is adversarial and closer than
+    ``best_dist``; return the updated distances and ``||delta||`` per sample."""
+    import torch
+
+    norm = flat_norm(delta).flatten()
+    better = is_adv & (norm < best_dist)
+    best[better] = (x + delta)[better]
+    return torch.where(better, norm.to(best_dist.dtype), best_dist), norm
 
 
 def _random_where_zero(grad, generator):
