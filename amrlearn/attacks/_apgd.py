@@ -116,9 +116,11 @@ class APGD(GradientAttack):
 
     Notes
     -----
-    Samples are dropped from a run as soon as an iterate misclassifies them, as in
-    :class:`L2PGD`'s ``early_stop``. Every iterate is projected onto the ball, then the
-    box (see :class:`L2PGD`), so perturbations never exceed ``eps``.
+    ``attack.run(fn, x, y)`` and ``attack.broken(fn, x, y)`` are the tensor-level calls,
+    as for :class:`L2PGD`. Samples are dropped from a run as soon as an iterate
+    misclassifies them, as in :class:`L2PGD`'s ``early_stop``. Every iterate is
+    projected onto the ball, then the box (see :class:`L2PGD`), so perturbations never
+    exceed ``eps``.
 
     References
     ----------

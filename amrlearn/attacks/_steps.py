@@ -174,4 +174,5 @@ class GradientAttack(FixedEpsilonAttack):
         return self._attack(fn, x, y, generator, track=False)[1]
 
     def _attack(self, fn, x, y, generator, track):
+        """The search on one batch: ``(points, broken)``, each of length ``n``."""
         raise NotImplementedError
