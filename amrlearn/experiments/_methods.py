@@ -118,12 +118,15 @@ _NO_DECAY = "*bias"
 _AUTO_STEP_PATH = 2.5
 
 #: The extra cost of one training step that regularizes every sample of its batch, in
-#: standard training steps of that batch, from the committed quick Table 2 run
-#: (``docs/reproduction/2026-12-07-cpu/table2-quick``, CPU seconds on one torch thread):
-#: LeNet's DD fine-tuning epoch (penalty on 4 of 32 samples) cost 5.2 Std epochs, MMR's
-#: LeNetSmall step (2 of 128) 11.6 Std steps of 128.
+#: standard training steps of that batch, derived from the committed quick Table 2 run
+#: (``docs/reproduction/2026-12-07-cpu/table2-quick``: training CPU seconds on one torch
+#: thread): LeNet's DD fine-tuning epoch (penalty on 4 of 32 samples) cost 5.15 Std
+#: epochs, 1 + 33 x 4/32; an MMR step of LeNetSmall (2 of 128) 11.5 Std steps of 128,
+#: 1 + 673 x 2/128. (``benchmarks/bench_training_cost.py``, older code on 1,024 images,
+#: gave 3x more.) Certified AMR and GloRo, timed on MLP batches of 128, cost what Std
+#: does within the noise (0.8-1.2x): the default 1.
 _DD_STEP_COST = 33.0
-_MMR_STEP_COST = 680.0
+_MMR_STEP_COST = 673.0
 
 
 def per_model(value, model):
