@@ -161,7 +161,9 @@ class MethodInputs:
 
     Attributes
     ----------
-    dataset, model : str
+    dataset : str or None
+        ``None`` where only the epochs are asked for (:func:`~._recipe.n_epochs`).
+    model : str
     config : dict
         The experiment's configuration.
     settings : mapping
