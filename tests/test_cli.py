@@ -323,7 +323,7 @@ def test_cell_count_agrees_with_the_progress_bar(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(_runner, "load_split", load_split)
     monkeypatch.setattr(_runner, "train_cell", lambda *a, **kw: {"clean": 1.0})
-    monkeypatch.setattr(_estimate, "_cell_seconds", lambda cells, config: dict.fromkeys(cells, 1.0))
+    monkeypatch.setattr(_estimate, "plan_seconds", lambda plans: {p.cell: 1.0 for p in plans})
     monkeypatch.setattr(amrlearn.utils, "progress", progress)
     config = table1.default_config("full")
     config.update(device="cpu", verbose=1, data_home=str(tmp_path))

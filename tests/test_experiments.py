@@ -7,6 +7,7 @@ checksums injected the way the loader's own tests do.
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -502,6 +503,12 @@ def test_appendix_f_numbers_have_one_home():
     )
 
 
+def _plans(cells, config):
+    from amrlearn.experiments._recipe import plan_cell
+
+    return [plan_cell(*cell, config) for cell in cells]
+
+
 def test_time_estimate_counts_methods_and_the_evaluation(monkeypatch):
     from amrlearn.experiments import _estimate, table2
 
@@ -509,7 +516,7 @@ def test_time_estimate_counts_methods_and_the_evaluation(monkeypatch):
     config = table2.default_config("quick")
     cells = [("mnist", "LeNet", m) for m in ("Std", "AMR", "Adv", "DD")]
     cells += [("mnist", "LeNetSmall", m) for m in ("Std", "MMR")]
-    train = _estimate._cell_seconds(cells, {**config, "pgd": None})
+    train = _estimate.plan_seconds(_plans(cells, {**config, "pgd": None}))
     std, adv, dd = (train["mnist", "LeNet", m] for m in ("Std", "Adv", "DD"))
     assert train["mnist", "LeNet", "AMR"] == std
     # PGD training pays its attack steps; DD's fine-tuning and MMR their regularizer.
@@ -518,8 +525,141 @@ def test_time_estimate_counts_methods_and_the_evaluation(monkeypatch):
         dd > std and train["mnist", "LeNetSmall", "MMR"] > 2 * train["mnist", "LeNetSmall", "Std"]
     )
     # The evaluation is counted on top.
-    full = _estimate._cell_seconds(cells, config)
+    full = _estimate.plan_seconds(_plans(cells, config))
     assert all(full[c] > train[c] for c in cells)
+
+
+def test_dd_and_mmr_are_priced_by_their_own_cost_in_jobs_order_and_full_estimate(
+    monkeypatch, capsys
+):
+    """Deep Defense and MMR cost more per step than standard training: --jobs starts them
+    first, and the --full estimate counts them."""
+    import concurrent.futures
+
+    import torch
+
+    from amrlearn.experiments import _estimate, _runner, table2
+
+    timed = []
+
+    def one_second(model, dataset, batch_size, device):
+        timed.append((model, batch_size))
+        return 1.0
+
+    monkeypatch.setattr(_estimate, "_seconds_per_batch", one_second)
+    cfg = {**table2.default_config("full"), "epochs": 10, "pgd": None}
+    cells = [("mnist", "LeNet", meth) for meth in ("Std", "DD")]
+    cells += [("mnist", "LeNetSmall", meth) for meth in ("Std", "MMR")]
+    plans = _plans(cells, cfg)
+    std, dd, std_small, mmr = plans
+    # Each plan prices a step by its method's record.
+    assert std.step_cost == std_small.step_cost == 1.0
+    assert dd.step_cost > 10 and mmr.step_cost > 100
+    seconds = _estimate.plan_seconds(plans)
+    assert ("LeNetSmall", 128) in timed  # MMR's own batches are timed, not the config's
+    assert seconds[dd.cell] > 2 * seconds[std.cell]
+    assert seconds[mmr.cell] > 2 * seconds[std_small.cell]
+    # DD's pretraining epochs cost what Std's do; only its fine-tuning pays the penalty.
+    steps = math.ceil(60000 / dd.batch_size)
+    costly = dd.epochs - dd.plain_epochs
+    assert seconds[dd.cell] == pytest.approx(steps * (dd.plain_epochs + costly * dd.step_cost))
+
+    # --jobs: the costliest cells start first.
+    order = []
+
+    class Pool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, fn, plan, *args):
+            order.append(plan.method)
+            raise KeyboardInterrupt  # only the order of the first submission matters
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Pool)
+    with pytest.raises(KeyboardInterrupt):
+        _runner._run_parallel("t", plans, cfg, None, lambda cell: False, 2, 0)
+    assert order == ["MMR"]
+
+    # --full: the announced estimate is the sum over the plans.
+    with pytest.warns(UserWarning, match="meant for a GPU"):
+        _estimate.announce_full_run("t", plans, {}, torch.device("cpu"))
+    hours = sum(seconds.values()) / 3600
+    assert f"estimated time {hours:.1f} h" in capsys.readouterr().out
+
+
+def test_every_method_of_the_tables_has_a_record_and_a_plan():
+    """One record per method: every method of every table resolves to a plan, with its
+    estimator, its epochs and its cost; an unknown name is refused by name."""
+    from amrlearn import neural
+    from amrlearn.experiments._methods import METHODS, get_method
+    from amrlearn.experiments._recipe import plan_cell
+
+    cfg1, cfg2 = table1.default_config("quick"), table2.default_config("quick")
+    for method in (*table1.METHODS, *table2.METHODS, *figures.METHODS):
+        record = get_method(method)
+        assert record is METHODS[method] and hasattr(neural, record.estimator)
+    for d, m, meth in table2._cells(cfg2):
+        plan = plan_cell(d, m, meth, cfg2)
+        assert plan.cell == (d, m, meth) and plan.epochs >= 1 and plan.step_cost >= 1.0
+    for d, m, meth in _runner.grid_cells(cfg1):
+        assert plan_cell(d, m, meth, cfg1).params["tau"] > 0
+    # The records are the one home of the special cases the runner once tested by name.
+    dd = plan_cell("mnist", "LeNet", "DD", cfg2)
+    assert (dd.epochs, dd.plain_epochs) == (7, 6) and dd.params["pretrain_epochs"] == 6
+    mmr = plan_cell("mnist", "LeNetSmall", "MMR", cfg2)
+    assert (mmr.optimizer, mmr.lr, mmr.batch_size, mmr.momentum) == ("Adam", 1e-3, 128, None)
+    assert plan_cell("cifar10", "LeNetSmall", "Std", cfg2).augment
+    assert not plan_cell("cifar10", "LeNetSmall", "MMR", cfg2).augment
+    adv = plan_cell("mnist", "LeNet", "Adv", cfg2)
+    assert adv.step_cost == 1 + adv.params["steps"] == 8
+    with pytest.raises(ValueError, match=r"Unknown method 'TRADES'; choose from \['AMR'"):
+        plan_cell("mnist", "LeNet", "TRADES", cfg2)
+    with pytest.raises(ValueError, match="Unknown method 'Adversarial'"):
+        table2.run({**cfg2, "methods": ["Std", "Adversarial"]}, Path("/nonexistent/never"))
+
+
+def test_a_cell_plan_is_resolved_once_and_frozen(tmp_path, monkeypatch):
+    """The plan is frozen (attributes and dicts), pickles for the --jobs workers, and
+    run_cells resolves each cell's plan once, before any training."""
+    import dataclasses
+
+    from amrlearn.experiments import _recipe
+
+    cfg = table2.default_config("quick")
+    plan = _recipe.plan_cell("mnist", "LeNet", "DD", cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.epochs = 3
+    with pytest.raises(TypeError, match="read-only"):
+        plan.params["lam"] = 0.0
+    with pytest.raises(TypeError, match="read-only"):
+        plan.settings.update(epochs=9)
+    again = pickle.loads(pickle.dumps(plan))
+    assert again == plan and isinstance(again.params, dict)
+    # The configuration is read when the plan is made, not later.
+    cfg["dd"]["epochs"] = 50
+    assert plan.epochs == 7 and _recipe.plan_cell("mnist", "LeNet", "DD", cfg).epochs == 56
+
+    resolved, trained = [], []
+    real = _recipe.plan_cell
+
+    def counting(*args):
+        resolved.append(args[:3])
+        return real(*args)
+
+    def fake_train(dataset, model, method, data, config, *, desc, track, plan):
+        trained.append(plan)
+        return {"clean": 1.0}
+
+    monkeypatch.setattr(_runner, "plan_cell", counting)
+    monkeypatch.setattr(_runner, "load_split", lambda *a, **k: {})
+    monkeypatch.setattr(_runner, "train_cell", fake_train)
+    cfg = {**table2.default_config("quick"), "groups": [["mnist", "LeNet"]], "verbose": 0}
+    res = table2.run(cfg, tmp_path)
+    cells = table2._cells(cfg)
+    assert resolved == cells and [p.cell for p in trained] == cells and res["finished"]
 
 
 # --- Fashion-MNIST: a dataset of table1 and figures when asked for -------------------------

@@ -7,12 +7,58 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
+    "DATASET_NAMES",
+    "ReadOnlyDict",
     "ResultStore",
     "ResultsMismatchError",
+    "cell_key",
     "check_datasets",
     "environment",
     "to_jsonable",
 ]
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def cell_key(dataset, model, method):
+    """The name of a cell in ``results.json``: ``"mnist/MLP/AMR"``.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._common import cell_key
+    >>> cell_key("mnist", "MLP", "AMR (beta=0)")
+    'mnist/MLP/AMR (beta=0)'
+    """
+    return f"{dataset}/{model}/{method}"
+
+
+class ReadOnlyDict(dict):
+    """A dict that refuses every change after it is made (a cell's plan is resolved once).
+
+    It pickles (to a worker process) and serializes to JSON as a dict does.
+
+    Examples
+    --------
+    >>> from amrlearn.experiments._common import ReadOnlyDict
+    >>> d = ReadOnlyDict({"lam": 0.1})
+    >>> d["lam"], d == {"lam": 0.1}
+    (0.1, True)
+    >>> d["lam"] = 1.0
+    Traceback (most recent call last):
+    ...
+    TypeError: read-only: a cell's plan is resolved once; resolve another (plan_cell) instead
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(
+            "read-only: a cell's plan is resolved once; resolve another (plan_cell) instead"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return (type(self), (dict(self),))
 
 
 class ResultsMismatchError(ValueError):

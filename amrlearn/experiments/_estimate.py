@@ -1,11 +1,13 @@
 """Time estimates of the experiments' cells: training, evaluation and margins.
 
-One training step of each model is timed on the device (:func:`_seconds_per_batch`); the
-rest is counted in units of that step:
+One training step of each model is timed on the device at the batch size of its cells
+(:func:`_seconds_per_batch`); the rest of a cell's plan (:class:`~._recipe.CellPlan`) is
+counted in units of that step:
 
-* training: epochs x steps per epoch x the method's cost per step
-  (:func:`train_step_factor`: PGD training pays its attack steps, Deep Defense and MMR
-  their regularizer on ``reg_batch_size`` samples of each batch);
+* training: epochs x steps per epoch x the method's cost per step (its record's
+  ``step_cost`` in :mod:`._methods`: PGD training pays its attack steps, Deep Defense and
+  MMR their regularizer on ``reg_batch_size`` samples of each batch), Deep Defense's
+  pretraining epochs at the cost of standard training;
 * evaluation: the gradient evaluations of ``robust_accuracy`` on the evaluation points
   (:func:`eval_gradients`: the paper's PGD and ``"auto"`` at every eps on the samples
   still robust, FMN once);
@@ -20,17 +22,20 @@ import time
 import warnings
 
 from .._paper import FULL_SIZES, INPUT_SHAPES, N_CLASSES
-from ._recipe import MMR_DEFAULTS, method_params, module_kwargs, n_epochs, per_model
+from ._methods import get_method
+from ._recipe import module_kwargs, plan_cell
 
-__all__ = ["announce_full_run", "estimate_seconds", "eval_gradients", "train_step_factor"]
+__all__ = [
+    "announce_full_run",
+    "estimate_seconds",
+    "eval_gradients",
+    "plan_seconds",
+    "train_step_factor",
+]
 
 #: The time estimate times each model on one warm-up batch, then on this many batches.
 _WARMUP_BATCHES = 1
 _TIMED_BATCHES = 5
-#: Deep Defense's and MMR's cost per regularized sample, in standard training steps per
-#: sample, measured by ``benchmarks/bench_training_cost.py`` on the CPU (LeNet: DD with
-#: the regularizer on every sample costs 104x a standard epoch; LeNetSmall: MMR 2299x).
-_REG_COST = {"DD": 103.0, "MMR": 2298.0}
 #: The fraction of the evaluation points assumed robust at each eps (the attacks stop
 #: early on the others).
 _ROBUST_FRACTION = 0.5
@@ -51,21 +56,17 @@ def train_step_factor(method, params, batch_size):
     Returns
     -------
     factor : float
+        The ``step_cost`` of the method's record (:mod:`._methods`).
 
     Examples
     --------
     >>> from amrlearn.experiments._estimate import train_step_factor
     >>> train_step_factor("Adv", {"steps": 7}, 32), train_step_factor("Std", {}, 32)
     (8.0, 1.0)
-    >>> train_step_factor("MMR", {"reg_batch_size": 2}, 32) > 100
+    >>> train_step_factor("MMR", {"reg_batch_size": 2}, 128) > 10
     True
     """
-    if method == "Adv":
-        return 1.0 + params["steps"]  # one forward-backward pass per attack step
-    if method in _REG_COST:
-        reg = params.get("reg_batch_size") or batch_size
-        return 1.0 + _REG_COST[method] * min(reg, batch_size) / batch_size
-    return 1.0
+    return float(get_method(method).step_cost(params, batch_size))
 
 
 def eval_gradients(n_points, n_eps, chain_steps, fmn_steps=100):
@@ -117,64 +118,61 @@ def _seconds_per_batch(model, dataset, batch_size, device):
 def estimate_seconds(cells, config):
     """A time estimate of ``cells`` from timed training batches of each model on the device.
 
-    Each model is timed on a few random batches of the training batch size; the estimate
-    extrapolates to the configuration's epochs and methods (:func:`train_step_factor`),
-    its evaluation (:func:`eval_gradients`) and its margin samples.
+    Each model is timed on a few random batches of its cells' training batch size; the
+    estimate extrapolates to each cell's plan (:func:`plan_seconds`): its epochs and
+    method, its evaluation (:func:`eval_gradients`) and its margin samples.
     """
-    return sum(_cell_seconds(cells, config).values())
+    return sum(plan_seconds([plan_cell(*cell, config) for cell in cells]).values())
 
 
-def _chain_steps(config, pgd):
-    """Gradient evaluations of the configuration's attack chain on a robust sample."""
-    chain = config.get("pgd_loss", ["pgd", "auto"])
-    chain = [chain] if isinstance(chain, str) else list(chain)
-    cost = {"pgd": pgd["steps"], "ce": pgd["steps"], "pgd-margin": pgd["steps"]}
-    cost.update(margin=pgd["steps"], auto=200, **{"apgd-ce": 100, "apgd-t": 900})
-    return sum(cost.get(name, 100) for name in chain)
+def _chain_steps(pgd):
+    """Gradient evaluations of an evaluation plan's attack chain on a robust sample."""
+    cost = {"pgd": pgd.steps, "pgd-margin": pgd.steps, "auto": 200, "apgd-ce": 100, "apgd-t": 900}
+    return sum(cost.get(name, 100) for name in pgd.chain)
 
 
-def _cell_seconds(cells, config):
-    """The time estimate of each cell (see :func:`estimate_seconds`), by cell."""
+def plan_seconds(plans):
+    """The time estimate of each cell's plan (see :func:`estimate_seconds`).
+
+    Parameters
+    ----------
+    plans : list of CellPlan
+
+    Returns
+    -------
+    seconds : dict
+        ``(dataset, model, method) -> seconds``.
+    """
     from ..utils import resolve_device
 
-    device = resolve_device(config["device"])
     per_batch = {}
     seconds = {}
-    for dataset, model, method in cells:
-        bs = per_model(config["batch_size"], model)
-        if (dataset, model) not in per_batch:
-            per_batch[dataset, model] = _seconds_per_batch(model, dataset, bs, device)
-        t = per_batch[dataset, model]
-        full_train = FULL_SIZES[dataset][0]
-        n_train = min(config.get("n_train") or full_train, full_train)
-        params = method_params(method, dataset, model, config)
-        bs_train, t_train = bs, t
-        if method == "MMR":  # its own batch size; a step's time scales with the batch
-            bs_train = {**MMR_DEFAULTS, **config.get("mmr", {})}["batch_size"]
-            t_train = t * bs_train / bs
-        step = t_train * train_step_factor(method, params, bs_train)
-        steps = math.ceil(n_train / bs_train)
-        epochs = n_epochs(config, model, method)
-        if method == "DD":  # the Std epochs, then the fine-tuning with the regularizer
-            pre = params["pretrain_epochs"]
-            total = steps * (pre * t + (epochs - pre) * step)
-        else:
-            total = epochs * steps * step
-        pgd = per_model(config.get("pgd"), model)
-        if pgd:
-            n_eps = len(config.get("eps", {}).get(dataset, ()))
-            grads = eval_gradients(pgd["n_points"], n_eps, _chain_steps(config, pgd))
-            total += grads / bs * t
-        m = per_model(config.get("margin"), model)
-        if m:
+    for plan in plans:
+        device = resolve_device(plan.device)
+        timing = (plan.model, plan.dataset, plan.batch_size, device)
+        if timing not in per_batch:
+            per_batch[timing] = _seconds_per_batch(*timing)
+        step = per_batch[timing]  # a standard training step at the cell's batch size
+        per_sample = step / plan.batch_size  # one forward-backward pass of one sample
+        full_train = FULL_SIZES[plan.dataset][0]
+        n_train = min(plan.n_train or full_train, full_train)
+        steps = math.ceil(n_train / plan.batch_size)
+        # Pretraining epochs (Deep Defense's) at the cost of standard training.
+        costly = plan.epochs - plan.plain_epochs
+        total = steps * step * (plan.plain_epochs + costly * plan.step_cost)
+        if plan.pgd:
+            n = plan.pgd.n_points
+            total += eval_gradients(n, len(plan.pgd.eps), _chain_steps(plan.pgd)) * per_sample
+        if plan.margin:
             # Theorem 3 needs the gradient of every logit difference: a Jacobian with one
             # backward pass per class at each sampled point.
-            total += m["n_points"] * m["n_batches"] * m["batch_size"] / bs * t * N_CLASSES
-        seconds[dataset, model, method] = total
+            m = plan.margin
+            total += m["n_points"] * m["n_batches"] * m["batch_size"] * per_sample * N_CLASSES
+        seconds[plan.cell] = total
     return seconds
 
 
-def announce_full_run(name, todo, skipped, config, device):
+def announce_full_run(name, plans, skipped, device):
     """Print the cells of a ``--full`` run and their time estimate (a warning on the CPU)."""
     if device.type != "cuda":
         warnings.warn(
@@ -183,12 +181,12 @@ def announce_full_run(name, todo, skipped, config, device):
             UserWarning,
             stacklevel=3,
         )
-    est = estimate_seconds(todo, config)
-    cells = "cell" if len(todo) == 1 else "cells"
+    est = sum(plan_seconds(plans).values())
+    cells = "cell" if len(plans) == 1 else "cells"
     why = "; ".join(sorted({r.removeprefix("skipped: ") for r in skipped.values()}))
     also = f" ({len(skipped)} skipped: {why})" if skipped else ""
     print(
-        f"[{name}] {len(todo)} {cells} to run on {device}{also}; estimated time "
+        f"[{name}] {len(plans)} {cells} to run on {device}{also}; estimated time "
         f"{est / 3600:.1f} h (extrapolated from timed training batches: training, the "
         "evaluation and the margins).",
         flush=True,

@@ -1,141 +1,253 @@
-"""The method recipe of the deep-model experiments: which net, which settings, and training.
+"""The recipe of one cell (dataset, model, method): its plan, and its net.
 
-The methods (objective (15) with its parts switched on and off, and PGD training):
-
-======================  =========  ==========  ===================================
-name                    lambda     beta        what it isolates
-======================  =========  ==========  ===================================
-``Std``                 0          0           standard training
-``LCR``                 0          1e-3        Lipschitz constant regularization:
-                                               the orthogonality penalty alone
-``AMR (beta=0)``        0.1        0           the margin term alone
-``AMR``                 0.1        1e-3        the paper's regularizer
-``Adv``                 --         --          PGD adversarial training
-``DD``                  --         --          Deep Defense (Yan et al.) fine-tuning
-                                               the Std model
-``MMR``                 --         --          the maximum margin regularizer
-                                               (Croce et al.), from scratch
-``certified AMR``       0.3        1e-3        AMR's term on the certified margins
-                                               (``margin="certified"``)
-``GloRo``               --         --          globally robust training (Leino et
-                                               al.), the certified baseline
-======================  =========  ==========  ===================================
-
-DD and MMR follow their authors' code (:data:`DD_DEFAULTS`, :data:`MMR_DEFAULTS`), which
-a configuration's ``"dd"`` and ``"mmr"`` entries override; certified AMR and GloRo take
-:data:`CERTIFIED_DEFAULTS` and :data:`GLORO_DEFAULTS`, overridden by ``"certified"`` and
-``"gloro"``.
+:func:`plan_cell` reads the experiment's configuration once and returns a frozen
+:class:`CellPlan`: the method's hyperparameters (from its record in
+:mod:`._methods`), the epochs, the training settings, the evaluation and the margin
+budgets. Training and measuring a cell (:mod:`._runner`) and its time estimate
+(:mod:`._estimate`) read the plan, never the configuration.
 
 Every training and measuring setting of a configuration may be given per model
 (:func:`per_model`); the numbers of the paper's protocol come from :mod:`amrlearn._paper`.
 """
 
+import dataclasses
 import math
 
-from .._paper import ADV_EPS, ADV_STEP_SIZE, ADV_STEPS, BOUND_BUDGET, INPUT_SHAPES, TAU
+from .._paper import BOUND_BUDGET, INPUT_SHAPES
+from ._common import ReadOnlyDict, cell_key
+from ._methods import (
+    CERTIFIED_DEFAULTS,
+    DD_DEFAULTS,
+    GLORO_DEFAULTS,
+    METHODS,
+    MMR_DEFAULTS,
+    get_method,
+    per_dataset,
+    per_model,
+)
 
-__all__ = ["METHODS", "build_net", "method_params", "per_model"]
-
-#: lambda and beta of each method of objective (15); "Adv" is PGD training.
-METHODS = {
-    "Std": {"lam": 0.0, "beta": 0.0},
-    "LCR": {"lam": 0.0, "beta": None},  # None: the configuration's beta
-    "AMR (beta=0)": {"lam": None, "beta": 0.0},  # None: the configuration's lambda
-    "AMR": {"lam": None, "beta": None},
-    "Adv": {"adversarial": True},
-    "DD": {"deep_defense": True},
-    "MMR": {"mmr": True},
-    "certified AMR": {"certified": True},
-    "GloRo": {"gloro": True},
-}
-
-#: Certified AMR: lambda, tau in input units (about the largest radius to certify), the
-#: Lipschitz constant in training (``"power"``: one power step per step) and beta
-#: (``None``: the configuration's). Tried on small MNIST runs only (10k-20k images, 5-15
-#: epochs): on the MLP this lambda gives AMR's certified margins; on the CNN (5k images,
-#: 3 epochs) it barely moves them at beta 1e-3, lam 3 with beta 3e-2 gave 18x those of
-#: 2 epochs of standard training, and lam 3 at beta 1e-3 or lam 10 collapsed the net to
-#: one class.
-CERTIFIED_DEFAULTS = {
-    "lam": 0.3,
-    "beta": None,
-    "tau": {"mnist": 2.0, "cifar10": 0.5},
-    "lipschitz": "power",
-}
-
-#: GloRo: the radius trained for (Leino et al.: MNIST at 1.58, CIFAR-10 at 36/255),
-#: raised linearly over the first ``warmup_fraction`` of the epochs (their schedule),
-#: and the Lipschitz constant in training.
-GLORO_DEFAULTS = {
-    "eps": {"mnist": 1.58, "cifar10": 36 / 255},
-    "warmup_fraction": 0.5,
-    "lipschitz": "power",
-}
-
-#: Deep Defense, the authors' LeNet/MNIST settings (their code's defaults; none were
-#: retrieved for the CIFAR-10 ConvNet): the regularizer, and ``epochs`` of fine-tuning
-#: of the Std model by SGD (momentum 0.9, weight decay 5e-4 on the weights and none on
-#: the biases, learning rate 5e-4, halved at 80% of the fine-tuning). ``reg_batch_size``:
-#: the penalty on that many samples of each batch (``None``: all, the authors').
-DD_DEFAULTS = {
-    "lam": 15.0,
-    "c": 25.0,
-    "d": 5.0,
-    "max_iter": 5,
-    "overshoot": 0.02,
-    "epochs": 5,
-    "lr": 5e-4,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "reg_batch_size": None,
-}
-
-#: MMR-l2, the authors' LeNetSmall settings (released models and ``train.py``): lambda
-#: and gamma_B = gamma_D per dataset, Adam at ``lr`` divided by 10 from 90% of the
-#: ``epochs``, batches of 128, lambda ramped up over the first 10% of the epochs, k_B
-#: from 10% to 2% of the hidden units, no augmentation.
-MMR_DEFAULTS = {
-    "lam": {"mnist": 3.0, "cifar10": 1.5},
-    "gamma": {"mnist": 0.45, "cifar10": 0.2},
-    "lr": {"mnist": 1e-4, "cifar10": 1e-3},
-    "epochs": 100,
-    "batch_size": 128,
-    "k_B": (0.10, 0.02),
-    "warmup_fraction": 0.1,
-    "lr_drop_at": 0.9,
-    "reg_batch_size": None,
-}
-
-#: Parameters that Deep Defense's fine-tuning does not decay (the authors' bias group).
-_NO_DECAY = "*bias"
+__all__ = [
+    "CERTIFIED_DEFAULTS",
+    "CellPlan",
+    "DD_DEFAULTS",
+    "EvalPlan",
+    "GLORO_DEFAULTS",
+    "METHODS",
+    "MMR_DEFAULTS",
+    "build_net",
+    "make_net",
+    "method_params",
+    "n_epochs",
+    "per_dataset",
+    "per_model",
+    "plan_cell",
+]
 
 #: Models that take flat vectors (they flatten images themselves).
 _FLAT_MODELS = ("LR", "MLP")
 
-#: Madry et al.'s step rule for PGD training with ``step_size="auto"``: the path
-#: ``steps * step_size`` is this many times eps, enough to reach the sphere and move on it.
-_AUTO_STEP_PATH = 2.5
+
+@dataclasses.dataclass(frozen=True)
+class EvalPlan:
+    """The robust-accuracy evaluation of a cell (:func:`~amrlearn.attacks.robust_accuracy`).
+
+    Attributes
+    ----------
+    n_points : int
+        Test points attacked (a fixed subset).
+    eps : tuple of float
+        The eps grid of the cell's dataset.
+    chain : tuple of str
+        The attacks, the paper's PGD first (the configuration's ``pgd_loss``).
+    steps, step_size, batch_size
+        The PGD budget, the step size of the cell's dataset and the attack's batch size.
+    """
+
+    n_points: int
+    eps: tuple
+    chain: tuple
+    steps: int
+    step_size: float
+    batch_size: int
+
+    @property
+    def attack(self):
+        """The ``attack`` argument of ``robust_accuracy``: a name, or a list of them."""
+        return self.chain[0] if len(self.chain) == 1 else list(self.chain)
 
 
-def per_model(value, model):
-    """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
-    ``value`` itself otherwise.
+@dataclasses.dataclass(frozen=True)
+class CellPlan:
+    """Everything that training, measuring and pricing one cell need, resolved once.
 
-    Every training and measuring setting of a configuration (``lr``, ``batch_size``,
-    ``epochs``, ``pgd``, ``margin``, ``track``) may be given per model this way: the quick
-    modes give the cheap MLP a larger budget than the CNN.
+    Attributes
+    ----------
+    dataset, model, method : str
+    params : dict (read-only)
+        The estimator's hyperparameters (the cell's ``"params"`` in ``results.json``).
+    settings : dict (read-only)
+        The method's defaults overridden by the configuration's entry (``"dd"``, ...).
+    epochs : int
+        The epochs of training (``max_epochs``).
+    plain_epochs : int
+        The first epochs that train as standard training (Deep Defense's pretraining).
+    optimizer : {"SGD", "Adam"}
+    lr, batch_size, momentum, nesterov
+        The optimizer's settings (``momentum`` and ``nesterov`` are ``None`` for Adam).
+    augment : bool
+        Appendix F's crop and flip on the training batches.
+    step_cost : float
+        One training step in standard training steps (the time estimates).
+    n_train : int or None
+        The training subset's size (``None``: the whole training set).
+    seed, init_seed : int
+        The data and evaluation seed, and the training's (initialization, batch order).
+    device : str
+    verbose : int
+    pgd : EvalPlan or None
+        The robust-accuracy evaluation; ``None``: none.
+    margin : dict (read-only) or None
+        Theorem 3's budget (with ``n_points``) of the final margins; ``None``: none.
+    track : dict (read-only) or None
+        The budget of the margins over epochs, when the cell tracks them.
+    track_epochs : tuple of int
+        The epochs at which the margins are tracked.
+    """
+
+    dataset: str
+    model: str
+    method: str
+    params: ReadOnlyDict
+    settings: ReadOnlyDict
+    epochs: int
+    plain_epochs: int
+    optimizer: str
+    lr: float
+    batch_size: int
+    momentum: float | None
+    nesterov: bool | None
+    augment: bool
+    step_cost: float
+    n_train: int | None
+    seed: int
+    init_seed: int
+    device: str
+    verbose: int
+    pgd: EvalPlan | None
+    margin: ReadOnlyDict | None
+    track: ReadOnlyDict | None
+    track_epochs: tuple
+
+    @property
+    def cell(self):
+        """``(dataset, model, method)``."""
+        return (self.dataset, self.model, self.method)
+
+    @property
+    def key(self):
+        """The cell's name in ``results.json`` (:func:`~._common.cell_key`)."""
+        return cell_key(self.dataset, self.model, self.method)
+
+
+def _attack_chain(pgd_loss):
+    """The attack names of a configuration's ``pgd_loss``: ``"auto"``, an attack name, or
+    a list of names, where the older PGD losses ``"ce"`` and ``"margin"`` stand for
+    ``"pgd"`` and ``"pgd-margin"``."""
+    legacy = {"ce": "pgd", "margin": "pgd-margin"}
+    return tuple(legacy.get(n, n) for n in ([pgd_loss] if isinstance(pgd_loss, str) else pgd_loss))
+
+
+def _eval_plan(dataset, model, config):
+    pgd = per_model(config.get("pgd"), model)
+    if not pgd:
+        return None
+    grids = config.get("eps") or {}
+    if dataset not in grids:
+        raise ValueError(f"the configuration's eps has no grid for {dataset!r}.")
+    return EvalPlan(
+        n_points=pgd["n_points"],
+        eps=tuple(float(e) for e in grids[dataset]),
+        chain=_attack_chain(config.get("pgd_loss", ["pgd", "auto"])),
+        steps=pgd["steps"],
+        step_size=per_dataset(pgd["step_size"], dataset),
+        batch_size=pgd.get("batch_size", 256),
+    )
+
+
+def _frozen(spec):
+    return None if not spec else ReadOnlyDict(spec)
+
+
+def track_epochs(config, model, max_epochs):
+    """The epochs (within ``1..max_epochs``) at which ``model``'s margins are tracked."""
+    track = per_model(config.get("track"), model) or {}
+    epochs = per_model(track.get("epochs"), model)
+    if epochs == "all":
+        return list(range(1, max_epochs + 1))
+    return sorted({int(e) for e in (epochs or []) if 1 <= int(e) <= max_epochs})
+
+
+def plan_cell(dataset, model, method, config):
+    """The frozen plan of one cell, read from the experiment's configuration once.
+
+    Parameters
+    ----------
+    dataset, model, method : str
+    config : dict
+        The experiment's configuration (``default_config`` of table1, table2, figures).
+
+    Returns
+    -------
+    plan : CellPlan
+
+    Raises
+    ------
+    ValueError
+        For a method that no record of :data:`METHODS` names.
 
     Examples
     --------
-    >>> from amrlearn.experiments._recipe import per_model
-    >>> per_model({"MLP": 40, "default": 10}, "CNN"), per_model(0.05, "CNN")
-    (10, 0.05)
-    >>> per_model({"steps": 20}, "MLP")
-    {'steps': 20}
+    >>> from amrlearn.experiments import table2
+    >>> from amrlearn.experiments._recipe import plan_cell
+    >>> plan = plan_cell("mnist", "LeNetSmall", "MMR", table2.default_config("quick"))
+    >>> plan.optimizer, plan.batch_size, plan.epochs, plan.params["lam"]
+    ('Adam', 128, 6, 3.0)
+    >>> plan.pgd.eps, plan.pgd.attack
+    ((0.5, 1.0, 1.5, 2.0), ['pgd', 'auto'])
     """
-    if isinstance(value, dict) and (model in value or "default" in value):
-        return value.get(model, value.get("default"))
-    return value
+    record = get_method(method)
+    inputs = record.inputs(dataset, model, config)
+    params = record.params(inputs)
+    epochs = int(record.epochs(inputs))
+    training = {
+        "optimizer": "SGD",
+        "lr": per_model(config["lr"], model),
+        "batch_size": per_model(config["batch_size"], model),
+        "momentum": config["momentum"],
+        "nesterov": config["nesterov"],
+        "augment": bool(config.get("augment", {}).get(f"{dataset}/{model}")),
+        **record.training(inputs),
+    }
+    return CellPlan(
+        dataset=dataset,
+        model=model,
+        method=method,
+        params=ReadOnlyDict(params),
+        settings=ReadOnlyDict(inputs.settings),
+        epochs=epochs,
+        plain_epochs=int(record.plain_epochs(inputs)),
+        **training,
+        step_cost=float(record.step_cost(params, training["batch_size"])),
+        n_train=config.get("n_train"),
+        seed=config["seed"],
+        init_seed=config.get("init_seed", config["seed"]),
+        device=config["device"],
+        verbose=config.get("verbose", 1),
+        pgd=_eval_plan(dataset, model, config),
+        margin=_frozen(per_model(config.get("margin"), model)),
+        track=_frozen(per_model(config.get("track"), model)),
+        track_epochs=tuple(track_epochs(config, model, epochs)),
+    )
 
 
 def method_params(method, dataset, model, config):
@@ -149,91 +261,24 @@ def method_params(method, dataset, model, config):
     >>> method_params("GloRo", "mnist", "MLP", {"epochs": 30})
     {'eps': 1.58, 'warmup_epochs': 15, 'lipschitz': 'power'}
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose from {sorted(METHODS)}.")
-    spec = METHODS[method]
-    if spec.get("deep_defense"):
-        dd = {**DD_DEFAULTS, **config.get("dd", {})}
-        keys = ("lam", "c", "d", "max_iter", "overshoot", "reg_batch_size")
-        return {**{k: dd[k] for k in keys}, "pretrain_epochs": n_epochs(config, model)}
-    if spec.get("mmr"):
-        mmr = {**MMR_DEFAULTS, **config.get("mmr", {})}
-        epochs = n_epochs(config, model, method)
-        return {
-            "lam": float(per_dataset(mmr["lam"], dataset)),
-            "gamma_B": float(per_dataset(mmr["gamma"], dataset)),
-            "gamma_D": float(per_dataset(mmr["gamma"], dataset)),
-            "k_B": tuple(mmr["k_B"]),
-            "lam_warmup_epochs": math.ceil(mmr["warmup_fraction"] * epochs),
-            "reg_batch_size": mmr["reg_batch_size"],
-        }
-    if spec.get("gloro"):
-        gloro = {**GLORO_DEFAULTS, **config.get("gloro", {})}
-        epochs = n_epochs(config, model, method)
-        return {
-            "eps": float(per_dataset(gloro["eps"], dataset)),
-            "warmup_epochs": math.ceil(gloro["warmup_fraction"] * epochs),
-            "lipschitz": gloro["lipschitz"],
-        }
-    if spec.get("certified"):
-        cert = {**CERTIFIED_DEFAULTS, **config.get("certified", {})}
-        return {
-            "lam": float(cert["lam"]),
-            "beta": float(config["beta"] if cert["beta"] is None else cert["beta"]),
-            "tau": float(per_dataset(cert["tau"], dataset)),
-            "margin": "certified",
-            "lipschitz": cert["lipschitz"],
-        }
-    if spec.get("adversarial"):
-        adv = config.get("adv", {})
-        eps = ADV_EPS[dataset]
-        steps = adv.get("steps", ADV_STEPS)
-        step_size = adv.get("step_size", ADV_STEP_SIZE)
-        if step_size == "auto":
-            step_size = _AUTO_STEP_PATH * eps / steps
-        return {"eps": eps, "steps": steps, "step_size": step_size}
-    lam = config["lam"] if spec["lam"] is None else spec["lam"]
-    beta = config["beta"] if spec["beta"] is None else spec["beta"]
-    tau = config.get("tau", {}).get(f"{dataset}/{model}", TAU[(dataset, model)])
-    params = {"lam": float(lam), "beta": float(beta), "tau": float(tau)}
-    if config.get("ortho_every") is not None:
-        # The orthogonality penalty's schedule; absent: the estimator's default (lazy).
-        # ``1`` is the exact every-step penalty of objective (15).
-        params["ortho_every"] = int(config["ortho_every"])
-    return params
-
-
-def per_dataset(value, dataset):
-    """``value[dataset]`` where ``value`` is a dict, else ``value``."""
-    return value[dataset] if isinstance(value, dict) else value
+    record = get_method(method)
+    return record.params(record.inputs(dataset, model, config))
 
 
 def n_epochs(config, model, method=None):
     """The number of training epochs of ``model`` (with ``method``: that cell's, DD's
     Std epochs plus its fine-tuning, MMR's own)."""
-    if method == "DD":
-        return int(per_model(config["epochs"], model)) + int(
-            {**DD_DEFAULTS, **config.get("dd", {})}["epochs"]
-        )
-    if method == "MMR":
-        return int({**MMR_DEFAULTS, **config.get("mmr", {})}["epochs"])
-    return int(per_model(config["epochs"], model))
+    if method is None:
+        return int(per_model(config["epochs"], model))
+    record = get_method(method)
+    return int(record.epochs(record.inputs(None, model, config)))
 
 
-def track_epochs(config, model, max_epochs):
-    """The epochs (within ``1..max_epochs``) at which ``model``'s margins are tracked."""
-    track = per_model(config.get("track"), model) or {}
-    epochs = per_model(track.get("epochs"), model)
-    if epochs == "all":
-        return list(range(1, max_epochs + 1))
-    return sorted({int(e) for e in (epochs or []) if 1 <= int(e) <= max_epochs})
-
-
-def bound_params(spec, config, device):
+def bound_params(spec, seed, device):
     """Theorem 3's budget of a ``margin`` or ``track`` setting (the paper's by default)."""
     return {
         **{key: spec.get(key, value) for key, value in BOUND_BUDGET.items()},
-        "random_state": config["seed"],
+        "random_state": seed,
         "device": device,
         "verbose": 0,
     }
@@ -246,26 +291,20 @@ def module_kwargs(model, dataset):
     return {"dataset": dataset}
 
 
-def build_net(dataset, model, method, config, data, device, *, callbacks, max_epochs):
-    """The unfitted net of one cell, and the method's hyperparameters.
+def make_net(plan, data, device, *, callbacks):
+    """The unfitted net of a cell's plan.
 
     Parameters
     ----------
-    dataset, model, method : str
-    config : dict
-        The experiment's configuration.
+    plan : CellPlan
     data : dict
         ``X_test`` and ``y_test``: watched as the validation set (never used to choose).
-    device : torch.device
+    device : torch.device or str
     callbacks : list of (str, Callback)
-    max_epochs : int
 
     Returns
     -------
-    net : AMRNeuralNetClassifier, AdversarialNeuralNetClassifier,
-        DeepDefenseNeuralNetClassifier, MMRNeuralNetClassifier or GloRoNeuralNetClassifier
-    params : dict
-        From :func:`method_params`.
+    net : the estimator of the method's record (:mod:`amrlearn.neural`)
     """
     import torch
     from skorch.callbacks import EpochScoring
@@ -275,17 +314,14 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
     from .. import neural
     from ..neural import models
 
-    params = method_params(method, dataset, model, config)
     valid = Dataset(torch.as_tensor(data["X_test"]), torch.as_tensor(data["y_test"]))
     train_acc = EpochScoring("accuracy", on_train=True, name="train_acc", lower_is_better=False)
     common = dict(
-        module=getattr(models, model),
-        max_epochs=max_epochs,
-        lr=per_model(config["lr"], model),
-        batch_size=per_model(config["batch_size"], model),
-        optimizer=torch.optim.SGD,
-        optimizer__momentum=config["momentum"],
-        optimizer__nesterov=config["nesterov"],
+        module=getattr(models, plan.model),
+        max_epochs=plan.epochs,
+        lr=plan.lr,
+        batch_size=plan.batch_size,
+        optimizer=getattr(torch.optim, plan.optimizer),
         device=str(device),
         # The paper trains on the whole training set; the test subset is only watched
         # (Figure 5's test error), never used to choose anything.
@@ -295,145 +331,41 @@ def build_net(dataset, model, method, config, data, device, *, callbacks, max_ep
         iterator_train__shuffle=True,
         verbose=0,
     )
-    for key, value in module_kwargs(model, dataset).items():
+    if plan.momentum is not None:
+        common["optimizer__momentum"] = plan.momentum
+    if plan.nesterov is not None:
+        common["optimizer__nesterov"] = plan.nesterov
+    for key, value in module_kwargs(plan.model, plan.dataset).items():
         common[f"module__{key}"] = value
-    if config.get("augment", {}).get(f"{dataset}/{model}"):
+    if plan.augment:
         # Appendix F's crop and flip, on the training batches only.
         common["iterator_train__transform"] = neural.random_crop_flip
-    if method == "Adv":
-        attack = {f"attack__{key}": value for key, value in params.items()}
-        return neural.AdversarialNeuralNetClassifier(**common, **attack), params
-    if method == "DD":
-        dd = {**DD_DEFAULTS, **config.get("dd", {})}
-        start = params["pretrain_epochs"]
-        # The Std epochs with the Std settings, then the authors' fine-tuning optimizer.
-        rule = _finetune_rule(start, dd["epochs"], dd["lr"], dd["momentum"], dd["weight_decay"])
-        # The authors' SGD has a bias group that is never decayed.
-        common["optimizer__param_groups"] = [(_NO_DECAY, {"weight_decay": 0.0})]
-        schedule = optimizer_schedule(rule, no_decay=_NO_DECAY)
-        common["callbacks"] = [*common["callbacks"], ("dd_schedule", schedule)]
-        return neural.DeepDefenseNeuralNetClassifier(**common, **params), params
-    if method == "MMR":
-        mmr = {**MMR_DEFAULTS, **config.get("mmr", {})}
-        lr = per_dataset(mmr["lr"], dataset)
-        drop = mmr["lr_drop_at"] * max_epochs
-        common.update(
-            optimizer=torch.optim.Adam,
-            lr=lr,
-            batch_size=mmr["batch_size"],
-            callbacks=[
-                *common["callbacks"],
-                ("mmr_lr", optimizer_schedule(lambda e: {"lr": lr / 10 if e >= drop else lr})),
-            ],
-        )
-        for key in ("optimizer__momentum", "optimizer__nesterov", "iterator_train__transform"):
-            common.pop(key, None)  # Adam; and the authors' default: no augmentation
-        return neural.MMRNeuralNetClassifier(**common, **params), params
-    if method == "GloRo":
-        return neural.GloRoNeuralNetClassifier(**common, **params), params
-    return neural.AMRNeuralNetClassifier(**common, **params), params
+    record = get_method(plan.method)
+    return record.build(getattr(neural, record.estimator), plan, common)
 
 
-def _finetune_rule(start, epochs, lr, momentum, weight_decay):
-    """Deep Defense's fine-tuning optimizer from epoch ``start + 1``; ``None`` before.
+def build_net(dataset, model, method, config, data, device, *, callbacks, max_epochs):
+    """The unfitted net of one cell, and the method's hyperparameters.
 
-    The authors halve the learning rate when the fine-tuning epoch index (from 0) equals
-    ``0.8 * epochs`` (the last epoch of 5), and keep it halved."""
-    halve_from = 0.8 * epochs
+    :func:`plan_cell` then :func:`make_net`, with ``max_epochs`` in place of the cell's
+    epochs.
 
-    def rule(epoch):
-        i = epoch - start - 1  # fine-tuning epoch index, from 0
-        if i < 0:
-            return None
-        half = halve_from.is_integer() and i >= halve_from
-        return {
-            "lr": lr / 2 if half else lr,
-            "momentum": momentum,
-            "nesterov": False,
-            "weight_decay": weight_decay,
-        }
+    Parameters
+    ----------
+    dataset, model, method : str
+    config : dict
+        The experiment's configuration.
+    data : dict
+        ``X_test`` and ``y_test``: watched as the validation set (never used to choose).
+    device : torch.device or str
+    callbacks : list of (str, Callback)
+    max_epochs : int
 
-    return rule
-
-
-def optimizer_schedule(rule, no_decay=None):
-    """A skorch callback that sets the optimizer's settings (``lr``, ``momentum``...) at
-    each epoch's start to ``rule(epoch)`` (epochs from 1; ``None``: unchanged).
-
-    ``no_decay``: a pattern of parameter names (``fnmatch``) whose parameter groups keep
-    ``weight_decay=0`` (the groups must hold those parameters alone:
-    ``optimizer__param_groups``)."""
-    from fnmatch import fnmatch
-
-    from skorch.callbacks import Callback
-
-    class OptimizerSchedule(Callback):
-        def on_epoch_begin(self, net, **kwargs):
-            settings = rule(len(net.history))
-            if not settings:
-                return
-            exempt = {
-                id(p)
-                for name, p in net.module_.named_parameters()
-                if no_decay is not None and fnmatch(name, no_decay)
-            }
-            for group in net.optimizer_.param_groups:
-                group.update(settings)
-                if exempt and all(id(p) in exempt for p in group["params"]):
-                    group["weight_decay"] = 0.0
-
-    return OptimizerSchedule()
-
-
-def epoch_bar(desc, total, verbose):
-    """A skorch callback that shows one tqdm bar per cell: which cell, and how far."""
-    from skorch.callbacks import Callback
-
-    from ..utils import progress
-
-    class EpochBar(Callback):
-        def initialize(self):
-            self.bar_ = progress(total=total, desc=desc, verbose=verbose, leave=False)
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            h = net.history[-1]
-            post = {k: f"{h[k]:.3f}" for k in ("train_loss", "train_acc", "valid_acc") if k in h}
-            self.bar_.set_postfix(post, refresh=False)
-            self.bar_.update(1)
-
-        def on_train_end(self, net, **kwargs):
-            self.bar_.close()
-
-    return EpochBar()
-
-
-def penalty_recorder():
-    """A skorch callback that records the orthogonality penalty of eq. (15) after each
-    epoch as ``ortho_penalty`` in the history: its curve shows whether it has levelled off.
+    Returns
+    -------
+    net : the estimator of the method's record (:mod:`amrlearn.neural`)
+    params : dict
+        From :func:`method_params`.
     """
-    from skorch.callbacks import Callback
-
-    from ..neural import orthogonality_penalty
-
-    class PenaltyRecorder(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            import torch
-
-            with torch.no_grad():
-                value = orthogonality_penalty(net.module_)
-            net.history.record("ortho_penalty", float(value.cpu()))
-
-    return PenaltyRecorder()
-
-
-def history(net):
-    """Per-epoch curves of a fitted net (Figure 5)."""
-    h = net.history
-    out = {"epoch": [int(e) for e in h[:, "epoch"]]}
-    for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "dur", "ortho_penalty"):
-        try:
-            out[key] = [float(v) for v in h[:, key]]
-        except KeyError:
-            pass
-    return out
+    plan = dataclasses.replace(plan_cell(dataset, model, method, config), epochs=max_epochs)
+    return make_net(plan, data, device, callbacks=callbacks), dict(plan.params)

@@ -1,10 +1,10 @@
 """The runner of the deep-model experiments (Tables 1, 2 and Figures 2-8): cells, data, seeds.
 
-A *cell* is one (dataset, model, method). :func:`run_cells` walks a list of cells, trains
-each with the recipe of :mod:`._recipe`, measures it (clean accuracy, l2 PGD robust
-accuracy on the eps grid, Theorem 3 margins, margin paths over epochs) and saves it in
-``results.json`` through :class:`~._common.ResultStore` as soon as it is done, so that an
-interrupted run resumes at the next cell.
+A *cell* is one (dataset, model, method). :func:`run_cells` walks a list of cells,
+resolves each one's plan once (:func:`~._recipe.plan_cell`), trains it, measures it
+(clean accuracy, l2 PGD robust accuracy on the eps grid, Theorem 3 margins, margin paths
+over epochs) and saves it in ``results.json`` through :class:`~._common.ResultStore` as
+soon as it is done, so that an interrupted run resumes at the next cell.
 
 CIFAR-10 cells whose data are missing are reported as skipped, never replaced by other
 data.
@@ -15,21 +15,14 @@ import itertools
 import math
 import random
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from ._common import ResultStore
-from ._estimate import _cell_seconds, announce_full_run, estimate_seconds
-from ._recipe import (
-    bound_params,
-    build_net,
-    epoch_bar,
-    history,
-    n_epochs,
-    penalty_recorder,
-    per_model,
-    track_epochs,
-)
+from ._callbacks import epoch_bar, history, penalty_recorder
+from ._common import DATASET_NAMES, ResultStore, cell_key
+from ._estimate import announce_full_run, estimate_seconds, plan_seconds
+from ._recipe import bound_params, make_net, plan_cell
 
 __all__ = [
     "DATASET_NAMES",
@@ -42,13 +35,6 @@ __all__ = [
     "skip_reason",
     "train_cell",
 ]
-
-DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-
-
-def cell_key(dataset, model, method):
-    """The name of a cell in ``results.json``: ``"mnist/MLP/AMR"``."""
-    return f"{dataset}/{model}/{method}"
 
 
 def grid_cells(config):
@@ -130,15 +116,16 @@ def _fixed_points(X, y, n, seed):
     return X[idx], y[idx]
 
 
-def _tracker(model, data, config, device, max_epochs):
+def _tracker(plan, data, device):
     """The MarginTracker of a tracked cell, and its fixed points per split."""
     from ..neural import MarginTracker
 
-    spec = per_model(config["track"], model)
-    seed = config["seed"]
+    if not plan.track:
+        raise ValueError(f"{plan.key} is tracked, but the configuration has no 'track'.")
+    n, seed = plan.track["n_points"], plan.seed
     tracked = {
-        "train": _fixed_points(data["X_train"], data["y_train"], spec["n_points"], seed),
-        "test": _fixed_points(data["X_test"], data["y_test"], spec["n_points"], seed),
+        "train": _fixed_points(data["X_train"], data["y_train"], n, seed),
+        "test": _fixed_points(data["X_test"], data["y_test"], n, seed),
     }
     (Xtr, ytr), (Xte, yte) = tracked["train"], tracked["test"]
     tracker = MarginTracker(
@@ -147,9 +134,9 @@ def _tracker(model, data, config, device, max_epochs):
         X_test=Xte,
         y_test=yte,
         n_points=None,
-        epochs=track_epochs(config, model, max_epochs),
+        epochs=list(plan.track_epochs),
         kind="bound",
-        bound_params=bound_params(spec, config, device),
+        bound_params=bound_params(plan.track, seed, device),
         random_state=seed,
         keep_margins=True,
     )
@@ -170,15 +157,6 @@ def _margin_path(net, splits):
     return path
 
 
-def _attack_chain(pgd_loss):
-    """The ``attack`` of :func:`~amrlearn.attacks.robust_accuracy` for a configuration's
-    ``pgd_loss``: ``"auto"``, an attack name, or a list of names, where the older PGD
-    losses ``"ce"`` and ``"margin"`` stand for ``"pgd"`` and ``"pgd-margin"``."""
-    legacy = {"ce": "pgd", "margin": "pgd-margin"}
-    chain = [legacy.get(n, n) for n in ([pgd_loss] if isinstance(pgd_loss, str) else pgd_loss)]
-    return chain[0] if len(chain) == 1 else chain
-
-
 def _verified_accuracy(net, X, y, eps, device):
     """Verified robust accuracy (percent) at each eps from the certified margins, or
     None where the net cannot be certified."""
@@ -192,22 +170,17 @@ def _verified_accuracy(net, X, y, eps, device):
     return [100.0 * float(np.mean(cert > e)) for e in eps]
 
 
-def _measure(net, dataset, model, data, config, device):
+def _measure(net, plan, data, device):
     """Clean and l2 PGD robust accuracy, and Theorem 3's margins, of a fitted net."""
     from ..attacks import robust_accuracy
     from ..metrics import margin_report
 
-    seed, verbose = config["seed"], config.get("verbose", 1)
     X, y = data["X_test"], data["y_test"]
     result = {"clean": 100.0 * float(np.mean(net.predict(X) == y))}
-    pgd = per_model(config.get("pgd"), model)
+    pgd = plan.pgd
     if pgd:
-        Xp, yp = _fixed_points(X, y, pgd["n_points"], seed)
-        step_size = pgd["step_size"]
-        if isinstance(step_size, dict):
-            step_size = step_size[dataset]
-        eps = [float(e) for e in config["eps"][dataset]]
-
+        Xp, yp = _fixed_points(X, y, pgd.n_points, plan.seed)
+        eps = list(pgd.eps)
         # ``robust``: the strong evaluation (the configuration's ``pgd_loss`` chain, the
         # paper's PGD then "auto"), which the verdicts use; ``robust_pgd``: the chain's
         # first attack alone (the paper's cross-entropy PGD), which gradient masking can
@@ -217,13 +190,13 @@ def _measure(net, dataset, model, data, config, device):
             Xp,
             yp,
             eps=eps,
-            attack=_attack_chain(config.get("pgd_loss", ["pgd", "auto"])),
-            steps=pgd["steps"],
-            step_size=step_size,
-            batch_size=pgd.get("batch_size", 256),
+            attack=pgd.attack,
+            steps=pgd.steps,
+            step_size=pgd.step_size,
+            batch_size=pgd.batch_size,
             device=device,
-            verbose=verbose,
-            random_state=seed,
+            verbose=plan.verbose,
+            random_state=plan.seed,
             return_details=True,
         )
         first = res.attacks[0]
@@ -234,12 +207,10 @@ def _measure(net, dataset, model, data, config, device):
             certified=_verified_accuracy(net, Xp, yp, eps, device),
             n_pgd_points=int(len(yp)),
         )
-    spec = per_model(config.get("margin"), model)
-    if spec:
-        Xm, ym = _fixed_points(X, y, spec["n_points"], seed)
-        rep = margin_report(
-            net, Xm, ym, upper=False, bound_params=bound_params(spec, config, device)
-        )
+    if plan.margin:
+        Xm, ym = _fixed_points(X, y, plan.margin["n_points"], plan.seed)
+        budget = bound_params(plan.margin, plan.seed, device)
+        rep = margin_report(net, Xm, ym, upper=False, bound_params=budget)
         result.update(
             margin={k: float(v) for k, v in rep.items()},
             avg_margin=float(rep["avg_margin"]),
@@ -248,7 +219,7 @@ def _measure(net, dataset, model, data, config, device):
     return result
 
 
-def train_cell(dataset, model, method, data, config, *, desc="", track=False):
+def train_cell(dataset, model, method, data, config, *, desc="", track=False, plan=None):
     """Train one cell and measure it. Returns the cell's dict of numbers (JSON-ready).
 
     Parameters
@@ -263,31 +234,37 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
     track : bool
         Record the min/avg margin (and the per-sample margins for histograms) at the
         configuration's tracking epochs.
+    plan : CellPlan, default=None
+        The cell's plan, when already resolved; ``None``: ``plan_cell(dataset, model,
+        method, config)``.
     """
     import torch
 
     from ..neural import orthogonality_penalty
     from ..utils import resolve_device
 
-    device = resolve_device(config["device"])
+    if plan is None:
+        plan = plan_cell(dataset, model, method, config)
+    elif plan.cell != (dataset, model, method):
+        raise ValueError(
+            f"the plan of {plan.key} was given for {cell_key(dataset, model, method)}."
+        )
+    device = resolve_device(plan.device)
     deterministic = device.type == "cpu"
-    max_epochs = n_epochs(config, model, method)
     callbacks = [
-        ("progress", epoch_bar(desc, max_epochs, config.get("verbose", 1))),
+        ("progress", epoch_bar(desc, plan.epochs, plan.verbose)),
         ("ortho_penalty", penalty_recorder()),
     ]
     if track:
-        tracker, tracked = _tracker(model, data, config, device, max_epochs)
+        tracker, tracked = _tracker(plan, data, device)
         callbacks.append(("margins", tracker))
 
     t0, c0 = time.perf_counter(), time.process_time()
     # ``init_seed`` (default: ``seed``) seeds the training alone, the initialization and
     # the batch order; the data subsets and the evaluation stay ``seed``'s, so that two
     # runs differing only in it measure the run-to-run spread of training.
-    with seeded(config.get("init_seed", config["seed"]), deterministic=deterministic):
-        net, params = build_net(
-            dataset, model, method, config, data, device, callbacks=callbacks, max_epochs=max_epochs
-        )
+    with seeded(plan.init_seed, deterministic=deterministic):
+        net = make_net(plan, data, device, callbacks=callbacks)
         net.fit(data["X_train"], data["y_train"])
     train_seconds = time.perf_counter() - t0
     # CPU time (of this process, all its threads): what a shared machine's other work
@@ -299,13 +276,13 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False):
         "dataset": dataset,
         "model": model,
         "method": method,
-        "params": params,
+        "params": dict(plan.params),
         "n_train": int(len(data["y_train"])),
         "n_test": int(len(data["y_test"])),
-        "epochs": max_epochs,
+        "epochs": plan.epochs,
     }
-    with seeded(config["seed"], deterministic=deterministic):
-        result.update(_measure(net, dataset, model, data, config, device))
+    with seeded(plan.seed, deterministic=deterministic):
+        result.update(_measure(net, plan, data, device))
     result["history"] = history(net)
     if getattr(net, "ortho_every_", None) is not None:
         # The orthogonality penalty's schedule in use ("auto" picks it at the first step).
@@ -365,6 +342,7 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
     device = resolve_device(config["device"])
     store = ResultStore(out_dir / "results.json", config)
     todo = [c for c in cells if cell_key(*c) not in store]
+    plans = {cell: plan_cell(*cell, config) for cell in todo}  # each cell's, resolved once
 
     data_cache = {}
     skipped = {}
@@ -381,7 +359,7 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
         else:
             runnable.append(cell)
     if config.get("mode") == "full" and runnable:
-        announce_full_run(name, runnable, skipped, config, device)
+        announce_full_run(name, [plans[c] for c in runnable], skipped, device)
 
     verbose = config.get("verbose", 1)
     if n_jobs == 1:
@@ -390,9 +368,11 @@ def run_cells(name, cells, config, out_dir, *, track=lambda cell: False):
             key = cell_key(*cell)
             bar.set_postfix_str(key)
             data = data_cache[cell[0]]
-            store.put(key, train_cell(*cell, data, config, desc=key, track=track(cell)))
+            result = train_cell(*cell, data, config, desc=key, track=track(cell), plan=plans[cell])
+            store.put(key, result)
     else:
         data_cache.clear()  # each worker loads its own copy
+        runnable = [plans[c] for c in runnable]
         _run_parallel(name, runnable, config, store, track, n_jobs, verbose)
     keys = [cell_key(*c) for c in cells]
     if skipped and not any(k in store for k in keys):
@@ -422,17 +402,17 @@ def _init_worker(threads):
     torch.set_num_threads(threads)
 
 
-def _worker_cell(cell, config, track):
-    """Train and measure ``cell`` in a worker process of :func:`_run_parallel`."""
-    dataset = cell[0]
-    if dataset not in _WORKER_DATA:
-        _WORKER_DATA[dataset] = load_split(dataset, config, flatten=False)
-    return train_cell(*cell, _WORKER_DATA[dataset], config, desc=cell_key(*cell), track=track)
+def _worker_cell(plan, config, track):
+    """Train and measure the cell of ``plan`` in a worker process of :func:`_run_parallel`."""
+    if plan.dataset not in _WORKER_DATA:
+        _WORKER_DATA[plan.dataset] = load_split(plan.dataset, config, flatten=False)
+    data = _WORKER_DATA[plan.dataset]
+    return train_cell(*plan.cell, data, config, desc=plan.key, track=track, plan=plan)
 
 
-def _run_parallel(name, cells, config, store, track, n_jobs, verbose):
-    """Run ``cells`` in ``n_jobs`` processes, the costliest first (by
-    :func:`estimate_seconds`), storing each as it finishes."""
+def _run_parallel(name, plans, config, store, track, n_jobs, verbose):
+    """Run the cells of ``plans`` in ``n_jobs`` processes, the costliest first (by
+    :func:`~._estimate.plan_seconds`), storing each as it finishes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -440,24 +420,25 @@ def _run_parallel(name, cells, config, store, track, n_jobs, verbose):
 
     from ..utils import progress
 
-    if not cells:
+    if not plans:
         return
-    cost = _cell_seconds(cells, config)
-    cells = sorted(cells, key=lambda c: -cost[c])
+    cost = plan_seconds(plans)
+    # One bar for the run: the workers' would interleave.
+    plans = [replace(p, verbose=0) for p in sorted(plans, key=lambda p: -cost[p.cell])]
     threads = max(1, torch.get_num_threads() // n_jobs)
-    quiet = {**config, "verbose": 0}  # one bar for the run: the workers' would interleave
-    bar = progress(total=len(cells), verbose=verbose, desc=f"{name} ({n_jobs} jobs)", leave=True)
+    quiet = {**config, "verbose": 0}
+    bar = progress(total=len(plans), verbose=verbose, desc=f"{name} ({n_jobs} jobs)", leave=True)
     # "spawn": a forked child would inherit the parent's torch thread pool and locks.
     pool = ProcessPoolExecutor(
-        max_workers=min(n_jobs, len(cells)),
+        max_workers=min(n_jobs, len(plans)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
         initargs=(threads,),
     )
     try:
-        futures = {pool.submit(_worker_cell, c, quiet, bool(track(c))): c for c in cells}
+        futures = {pool.submit(_worker_cell, p, quiet, bool(track(p.cell))): p for p in plans}
         for future in as_completed(futures):
-            key = cell_key(*futures[future])
+            key = futures[future].key
             store.put(key, future.result())
             bar.update(1)
             bar.set_postfix_str(key)

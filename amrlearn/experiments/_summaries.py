@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .._paper import MARGIN_RATIO
+from ._common import DATASET_NAMES, cell_key
 from ._paper import EPS_GRIDS, paper_row
-from ._runner import DATASET_NAMES, cell_key
 
 __all__ = [
     "amr_verdicts",

@@ -24,8 +24,8 @@ from .._paper import (
     N_POINTS,
     TRACK_EPOCHS,
 )
-from ._common import check_datasets
-from ._runner import DATASET_NAMES, cell_key, grid_cells, run_cells
+from ._common import DATASET_NAMES, cell_key, check_datasets
+from ._runner import grid_cells, run_cells
 from ._summaries import claim_block, status_lines, tradeoff_verdicts, verdict_line
 
 __all__ = ["default_config", "plot", "run", "summarize"]

@@ -23,9 +23,9 @@ from .._paper import (
     PGD_STEPS,
     TRACK_EPOCHS,
 )
-from ._common import check_datasets
+from ._common import cell_key, check_datasets
 from ._paper import EPS_GRIDS
-from ._runner import cell_key, grid_cells, run_cells
+from ._runner import grid_cells, run_cells
 from ._summaries import (
     amr_verdicts,
     claim_block,

@@ -19,8 +19,9 @@ from .._paper import (
     TAU,
     TRAIN_TIME_RATIO,
 )
+from ._common import cell_key
 from ._paper import EPS
-from ._runner import cell_key, run_cells
+from ._runner import run_cells
 from ._summaries import (
     amr_verdicts,
     claim_block,
