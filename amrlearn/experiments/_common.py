@@ -6,6 +6,8 @@ import platform
 import tempfile
 from pathlib import Path
 
+from ..exceptions import ResultsMismatchError
+
 __all__ = [
     "ResultStore",
     "ResultsMismatchError",
@@ -13,10 +15,6 @@ __all__ = [
     "environment",
     "to_jsonable",
 ]
-
-
-class ResultsMismatchError(ValueError):
-    """A results file holds the results of another configuration."""
 
 
 def to_jsonable(obj):
