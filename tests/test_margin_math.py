@@ -167,3 +167,21 @@ def test_autograd_through_torch_form_equals_the_fused_margin_loss():
         grads.append((term.detach(), W.grad))
     torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=0)
     torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-14)
+
+
+def test_pure_maths_imports_only_numpy_torch_scipy_and_utils():
+    import ast
+    from pathlib import Path
+
+    allowed = ("numpy", "torch", "scipy", "amrlearn.utils", "amrlearn._math.")
+    root = Path(__file__).resolve().parents[1] / "amrlearn" / "_math"
+    found = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = "amrlearn" if node.level == 2 else "amrlearn._math" if node.level else ""
+                found.append(".".join(p for p in (base, node.module or "") if p))
+    bad = [n for n in found if not (n == "amrlearn._math" or n.startswith(allowed))]
+    assert found and not bad, bad

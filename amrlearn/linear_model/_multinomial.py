@@ -55,7 +55,9 @@ def multiclass_margins(W, b, X, y):
 
     ``m_i = min_{k != y_i} ((w_{y_i} - w_k).x_i + b_{y_i} - b_k) / ||w_{y_i} - w_k||``:
     positive when ``x_i`` is classified correctly, and then its exact l2 distance to the
-    decision boundary; negative otherwise.
+    decision boundary; negative otherwise. Equal weight rows follow the rule of
+    :mod:`amrlearn._math._margin`: ``-inf`` where class ``y_i`` wins nowhere, and a
+    class that never beats ``y_i`` is left out.
 
     Parameters
     ----------
