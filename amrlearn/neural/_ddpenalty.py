@@ -15,7 +15,7 @@ loss is differentiated through every iterate and every linearization (the author
 
 import torch
 
-from ..attacks import class_gap_gradients, deepfool_perturbation, deepfool_step
+from .._math._deepfool import class_gap_gradients, deepfool_perturbation, deepfool_step
 
 __all__ = ["deep_defense_penalty", "deep_defense_rho", "targeted_deepfool_perturbation"]
 
