@@ -154,13 +154,22 @@ class RegularizedNeuralNetClassifier(LipschitzBoundMixin, FeatureMarginNet):
         return self.initialize_penalty()
 
     def set_params(self, **kwargs):
-        super().set_params(**kwargs)
+        if not self.initialized_:
+            return super().set_params(**kwargs)
+        # skorch re-initializes its torch parts only: the penalties are rebuilt here,
+        # from penalty/penalty__* and from a subclass's own parameters (lam, tau, ...).
+        parts = {k: v for k, v in kwargs.items() if k.split("__")[0] == "penalty"}
+        rest = {k: v for k, v in kwargs.items() if k not in parts}
+        if rest:
+            super().set_params(**rest)
+        for key, value in parts.items():
+            setattr(self, key, value)
+            if "__" in key:
+                self._params_to_validate.add(key)
         own = set(inspect.signature(type(self).__init__).parameters)
         own -= set(inspect.signature(RegularizedNeuralNetClassifier.__init__).parameters)
-        if self.initialized_ and any(
-            key.split("__")[0] == "penalty" or key in own for key in kwargs
-        ):
-            self.initialize_penalty()  # skorch re-initializes torch parts only
+        if parts or own.intersection(rest):
+            self.initialize_penalty()
         return self
 
     # -------------------------------------------------------- the clock, the loss

@@ -34,16 +34,16 @@ def main():
 
     def seq():
         torch.manual_seed(0)
-        return torch.nn.Sequential(
-            torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)
-        )
+        return torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
 
     nets = {
         "amr": AMRNeuralNetClassifier(
             models.MLP, module__in_features=4, module__hidden=6, module__n_classes=3,
             lam=0.5, tau=2.0, beta=1e-2, **common,
         ),
-        "dd": DeepDefenseNeuralNetClassifier(seq(), lam=1.0, max_iter=2, **common),
+        "dd": DeepDefenseNeuralNetClassifier(
+            seq(), lam=0.1, c=5.0, d=0.01, max_iter=2, **common
+        ),
         "mmr": MMRNeuralNetClassifier(seq(), lam=1.0, lam_warmup_epochs=2, **common),
     }  # fmt: skip
     out = {"X": X, "y": y}
