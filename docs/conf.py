@@ -238,11 +238,22 @@ def _public_names(module):
     return [n for n in names if not n.startswith("_") and not inspect.ismodule(getattr(module, n))]
 
 
+def _defined_elsewhere(module, name, packages):
+    owner = getattr(getattr(module, name), "__module__", None)
+    return owner != module.__name__ and owner in packages
+
+
 def _write_api_sections(path):
     homes, sections = {}, []
-    for name in _api_packages():
+    packages = _api_packages()
+    for name in packages:
         module = importlib.import_module(name)
-        names = sorted(_public_names(module), key=str.lower)
+        # A name that another section defines (an error re-exported by the package that
+        # raises it) is documented once, in the package that defines it.
+        names = sorted(
+            (n for n in _public_names(module) if not _defined_elsewhere(module, n, packages)),
+            key=str.lower,
+        )
         for n in names:
             homes.setdefault(n, name)
         summary = (inspect.getdoc(module) or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -173,7 +173,7 @@ for name, cls, params in [("amr", AMRNet, AMR_PARAMS), ("adv", AdvNet, ADV_PARAM
     out[f"{{name}}_margins"] = net.feature_margins(X, y)
     if name == "amr":
         with torch.no_grad():
-            out["amr_penalty"] = float(net._orthogonality_penalty())
+            out["amr_penalty"] = float(net.penalties_["ortho"].value(net.bare_module_))
 if accelerator.is_main_process:
     np.savez({out!r}, **out)
 accelerator.wait_for_everyone()
@@ -242,5 +242,5 @@ def test_two_processes_equal_one(tmp_path):
         )
         if name == "amr":
             with torch.no_grad():
-                penalty = float(ref._orthogonality_penalty())
+                penalty = float(ref.penalties_["ortho"].value(ref.bare_module_))
             assert got["amr_penalty"] == pytest.approx(penalty, rel=1e-5)

@@ -15,6 +15,7 @@ NETS = [
     neural.DeepDefenseNeuralNetClassifier,
     neural.MMRNeuralNetClassifier,
     neural.GloRoNeuralNetClassifier,
+    neural.RegularizedNeuralNetClassifier,
 ]
 
 

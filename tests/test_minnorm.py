@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
+import amrlearn.attacks as amrlearn_attacks
 from amrlearn.attacks import (
     DDN,
     FMN,
@@ -245,3 +246,30 @@ def test_ensemble_warm_starts_the_attacks_that_declare_it():
     MinimumNormEnsemble(attacks=[Recorder(), Cold()], refine_steps=0)(net, X, y)
     assert seen == [["generator", "x_init"], ["generator"]]
     assert FMN.accepts_x_init and not DDN.accepts_x_init and not DeepFool.accepts_x_init
+
+
+def test_deepfool_maths_has_one_home_and_unchanged_numbers():
+    from amrlearn._math import _deepfool
+    from amrlearn.neural import _ddpenalty
+
+    for name in ("class_gap_gradients", "deepfool_perturbation", "deepfool_step"):
+        assert getattr(amrlearn_attacks, name) is getattr(_deepfool, name)
+        assert getattr(_ddpenalty, name) is getattr(_deepfool, name)
+    # A small ReLU net with fixed weights; the iterates as the attack module gave them
+    # before the maths moved (two samples need two jumps).
+    rng = np.random.default_rng(4)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    net = net.double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.from_numpy(rng.normal(size=tuple(p.shape))))
+    x = torch.from_numpy(rng.uniform(size=(4, 2)))
+    x_adv, is_adv, n_iter = deepfool_perturbation(net, x, net(x).argmax(1))
+    expected = [
+        [-0.05726982695342031, -0.2501691677252771],
+        [-0.2044139707666518, 0.2752806920312724],
+        [-0.3081037970658881, 0.5483846158110985],
+        [-0.07250258790274022, -0.20627789978037103],
+    ]
+    np.testing.assert_allclose(x_adv.detach().numpy(), expected, rtol=1e-12)
+    assert is_adv.all() and n_iter.tolist() == [2, 1, 1, 2]

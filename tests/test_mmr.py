@@ -295,10 +295,11 @@ def test_schedule_of_k_B_and_lam_follows_the_authors():
     lams, ks = [], []
 
     class Record(MMRNeuralNetClassifier):
-        def penalty(self, X, y):
-            out = super().penalty(X, y)
-            lams.append(self.current_lam())
-            ks.append(self.current_k_B())
+        def penalty_loss(self, y_pred, y_true, X=None, training=False):
+            out = super().penalty_loss(y_pred, y_true, X=X, training=training)
+            if training:
+                lams.append(self.current_lam())
+                ks.append(self.current_k_B())
             return out
 
     lenet = Record(

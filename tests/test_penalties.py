@@ -270,7 +270,7 @@ def test_auto_schedule_weighs_its_steps_like_the_chosen_integer():
 def test_validation_computes_the_penalty_once_per_state_of_the_weights(monkeypatch):
     """The penalty does not depend on the batch: skorch's validation batches (no autograd)
     share one evaluation per state of the weights, instead of paying for it per batch."""
-    from amrlearn.neural import _net
+    from amrlearn.neural import _amrpenalty as _net  # where the penalty is computed
 
     calls = []
     real = _net.orthogonality_penalty

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from ..exceptions import ChecksumError, DatasetNotFoundError
 from ..utils import progress
 
 __all__ = ["ChecksumError", "DatasetNotFoundError", "get_data_home"]
@@ -31,30 +32,6 @@ _CHUNK = 1 << 20
 _CACHE_SIZE = 16
 _cache = OrderedDict()
 _cache_lock = threading.Lock()
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset file is not in the data home (and was not, or could not be, downloaded).
-
-    The message names the path that was expected and how to get the file.
-
-    Examples
-    --------
-    >>> from amrlearn.datasets import DatasetNotFoundError
-    >>> issubclass(DatasetNotFoundError, FileNotFoundError)
-    True
-    """
-
-
-class ChecksumError(ValueError):
-    """A dataset file is corrupt: its digest is not the published one.
-
-    Examples
-    --------
-    >>> from amrlearn.datasets import ChecksumError
-    >>> issubclass(ChecksumError, ValueError)
-    True
-    """
 
 
 def get_data_home(data_home=None):

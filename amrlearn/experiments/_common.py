@@ -6,6 +6,8 @@ import platform
 import tempfile
 from pathlib import Path
 
+from ..exceptions import ResultsMismatchError
+
 __all__ = [
     "DATASET_NAMES",
     "ReadOnlyDict",
@@ -59,10 +61,6 @@ class ReadOnlyDict(dict):
 
     def __reduce__(self):
         return (type(self), (dict(self),))
-
-
-class ResultsMismatchError(ValueError):
-    """A results file holds the results of another configuration."""
 
 
 def to_jsonable(obj):

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
+from .._math._margin import pair_distances, signed_margins
 from ..utils import progress
 
 __all__ = [
@@ -49,31 +50,14 @@ def _scores(X, W, b):
     return np.asarray(X @ W.T.astype(X.dtype, copy=False), dtype=np.float64) + b
 
 
-def _pair_norms(W):
-    """``||w_j - w_k||`` for every pair of rows: a K x K matrix (cheap, K is small)."""
-    sq = np.einsum("ij,ij->i", W, W)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (W @ W.T)
-    return np.sqrt(np.maximum(d2, 0.0))
-
-
-def _margins_from_scores(S, norms, y):
-    """Signed eq.-(14) margins ``m_i`` and the competing class ``k_i`` that attains them."""
-    n = S.shape[0]
-    rows = np.arange(n)
-    gaps = S[rows, y][:, None] - S
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(norms[y] > 0, gaps / norms[y], np.inf)
-    ratio[rows, y] = np.inf
-    k = ratio.argmin(axis=1)
-    return ratio[rows, k], k
-
-
 def multiclass_margins(W, b, X, y):
     """Eq. (14) with ``Phi(x) = x``: signed l2 distance to the true class's region boundary.
 
     ``m_i = min_{k != y_i} ((w_{y_i} - w_k).x_i + b_{y_i} - b_k) / ||w_{y_i} - w_k||``:
     positive when ``x_i`` is classified correctly, and then its exact l2 distance to the
-    decision boundary; negative otherwise.
+    decision boundary; negative otherwise. Equal weight rows follow the rule of
+    :mod:`amrlearn._math._margin`: ``-inf`` where class ``y_i`` wins nowhere, and a
+    class that never beats ``y_i`` is left out.
 
     Parameters
     ----------
@@ -95,7 +79,7 @@ def multiclass_margins(W, b, X, y):
     >>> multiclass_margins(W, b, np.array([[2.0, 0.0]]), np.array([0]))
     array([1.41421356])
     """
-    return _margins_from_scores(_scores(X, W, b), _pair_norms(W), np.asarray(y))[0]
+    return signed_margins(_scores(X, W, b), pair_distances(W), np.asarray(y))[0]
 
 
 def multiclass_amr_objective(W, b, X, y, *, lam, tau, C=np.inf):
@@ -137,8 +121,8 @@ def _value_grad(W, b, X, y, lam, tau, C, gradient=True):
     value = float(np.mean(logsumexp(S, axis=1) - S[rows, y]))
     value += 0.5 * float(np.vdot(W, W)) / (C * n)
     if lam > 0:
-        norms = _pair_norms(W)
-        m, k = _margins_from_scores(S, norms, y)
+        norms = pair_distances(W)
+        m, k = signed_margins(S, norms, y)
         value += lam * float(np.mean(tau - np.clip(m, 0.0, tau)))
     if not gradient:
         return value, None, None

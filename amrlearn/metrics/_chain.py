@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..exceptions import NotCertifiableError
 from ._spectral import (
     adjoint_of,
     conv2d_norm_bound,
@@ -28,12 +29,6 @@ from ._spectral import (
 )
 
 __all__ = ["Chain", "NotCertifiableError", "module_chain", "pairwise_norms"]
-
-
-class NotCertifiableError(ValueError):
-    """A model that the certified margins do not bound: a layer or a structure outside the
-    supported chains. A ``ValueError``; the callers that report the certificate beside
-    other numbers (:func:`~amrlearn.metrics.margin_bounds`) catch it and report none."""
 
 
 #: A segment (or layer) whose smaller side has at most this many dimensions is normed

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._math._margin import pair_distances, signed_margins
 from ..utils._affine import pipeline_affine
 from ..utils._labels import label_index
 
@@ -124,17 +125,8 @@ def margins_from_scores(scores, coef, y_index=None):
             dist = np.abs(scores) / norm
         pred = (scores > 0).astype(np.intp)
     else:
-        n, k = scores.shape
         pred = np.argmax(scores, axis=1)
-        top = scores[np.arange(n), pred]
-        gaps = top[:, None] - scores  # f_yhat - f_k >= 0
-        # ||w_yhat - w_k|| for every (yhat, k) pair: K x K, cheap.
-        wdiff = np.linalg.norm(coef[:, None, :] - coef[None, :, :], axis=2)
-        norms = wdiff[pred]  # (n, K)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(norms > 0, gaps / norms, np.inf)
-        ratio[np.arange(n), pred] = np.inf
-        dist = ratio.min(axis=1)
+        dist = signed_margins(scores, pair_distances(coef), pred)[0]  # >= 0: c = yhat
     if y_index is None:
         return dist, pred
     sign = np.where(pred == np.asarray(y_index), 1.0, -1.0)
@@ -259,16 +251,11 @@ def closest_boundary_point(estimator, X):
     if coef.shape[0] == 1:
         w = coef[0]
         return _plus(X, -np.outer(scores[:, 0] / (w @ w), w))
-    n = X.shape[0]
+    rows = np.arange(X.shape[0])
     pred = np.argmax(scores, axis=1)
-    gaps = scores[np.arange(n), pred][:, None] - scores
-    wdiff = np.linalg.norm(coef[:, None, :] - coef[None, :, :], axis=2)[pred]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(wdiff > 0, gaps / wdiff, np.inf)
-    ratio[np.arange(n), pred] = np.inf
-    k = ratio.argmin(axis=1)
+    k = signed_margins(scores, pair_distances(coef), pred)[1]  # the nearest competitor
     d = coef[pred] - coef[k]  # normal of the hyperplane f_yhat - f_k = 0
-    step = gaps[np.arange(n), k] / np.einsum("ij,ij->i", d, d)
+    step = (scores[rows, pred] - scores[rows, k]) / np.einsum("ij,ij->i", d, d)
     return _plus(X, -step[:, None] * d)
 
 

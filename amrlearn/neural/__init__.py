@@ -10,27 +10,43 @@ of Appendix F in :mod:`amrlearn.neural.models`, the ``MarginTracker`` callback, 
 functions ``feature_margin`` (eq. 14) and ``orthogonality_penalty``, the nets' batch
 iterator ``BatchLoader`` with the training-batch augmentation ``random_crop_flip``, and
 ``load_checkpoint``, which loads a trained module from the files people save.
+
+A regularizer is a part: a :class:`Penalty` (``AMRMarginPenalty``,
+``OrthogonalityPenalty``, ``DeepDefensePenalty``, ``MMRPenalty``) given as ``penalty=`` to
+``RegularizedNeuralNetClassifier`` or to any of the nets above; the AMR, Deep Defense and
+MMR nets are that net with their penalties set from their parameters.
 """
 
 from . import models
+from ._amrpenalty import AMRMarginPenalty, OrthogonalityPenalty
 from ._callbacks import MarginTracker
 from ._certified import GloRoNeuralNetClassifier, gloro_logits
 from ._checkpoint import CheckpointError, load_checkpoint
 from ._data import BatchLoader, random_crop_flip
+from ._ddpenalty import DeepDefensePenalty
 from ._deepdefense import DeepDefenseNeuralNetClassifier
 from ._mmr import MMRNeuralNetClassifier
 from ._net import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier
 from ._penalties import feature_margin, orthogonality_penalty
+from ._penalty import Penalty
+from ._regions import MMRPenalty
+from ._regularized import RegularizedNeuralNetClassifier
 
 __all__ = [
+    "AMRMarginPenalty",
     "AMRNeuralNetClassifier",
     "AdversarialNeuralNetClassifier",
     "BatchLoader",
     "CheckpointError",
     "DeepDefenseNeuralNetClassifier",
+    "DeepDefensePenalty",
     "GloRoNeuralNetClassifier",
     "MMRNeuralNetClassifier",
+    "MMRPenalty",
     "MarginTracker",
+    "OrthogonalityPenalty",
+    "Penalty",
+    "RegularizedNeuralNetClassifier",
     "feature_margin",
     "gloro_logits",
     "load_checkpoint",

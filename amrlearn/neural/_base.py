@@ -20,15 +20,10 @@ from torch.utils.data import DataLoader
 from ..utils._compat import Interval, validate_parameter_constraints
 from ._data import BatchLoader, check_input, check_shape, label_array
 from ._data import encode_labels as _encode_labels
-from ._features import bare_module, find_feature_layer, forward_with_features
+from ._features import bare_module, find_feature_layer, forward_with_features, logits_of
 from ._penalties import feature_margin, last_linear_layer
 
 __all__ = ["NET_PARAMS_DOC", "FeatureMarginNet", "logits_of", "validate_constraints"]
-
-
-def logits_of(y_pred):
-    """The first output of a module that returns ``(logits, features)``."""
-    return y_pred[0] if isinstance(y_pred, tuple | list) else y_pred
 
 
 def validate_constraints(estimator, constraints, params):

@@ -49,7 +49,7 @@ class LipschitzBoundMixin:
         self.feature_lipschitz_ = None
         return self
 
-    def feature_lipschitz(self, X=None, *, training=False):
+    def feature_lipschitz(self, X=None, *, training=False, method=None):
         """A differentiable bound (``lipschitz="bound"``) or estimate (``"power"``) of the
         Lipschitz constant of the feature map ``Phi``, in l2.
 
@@ -60,13 +60,16 @@ class LipschitzBoundMixin:
             layers' shapes.
         training : bool, default=False
             Take this step's power iteration (``"power"``).
+        method : {"power", "bound"} or None, default=None
+            ``None``: the net's ``lipschitz``.
 
         Returns
         -------
         P : Tensor (scalar)
         """
         module = self.bare_module_
-        key = (id(module), self.lipschitz)
+        method = self.lipschitz if method is None else method
+        key = (id(module), method)
         bound = self.__dict__.get("feature_lipschitz_")
         if bound is None or self.__dict__.get("_lipschitz_key") != key:
             if X is None or not isinstance(X, torch.Tensor | np.ndarray):
@@ -80,7 +83,7 @@ class LipschitzBoundMixin:
                     f"{type(module).__name__} has none."
                 )
             example = torch.as_tensor(X[:2]).detach().cpu().float()
-            bound = FeatureLipschitz(module, self.feature_layer_, example, method=self.lipschitz)
+            bound = FeatureLipschitz(module, self.feature_layer_, example, method=method)
             self.feature_lipschitz_, self._lipschitz_key = bound, key
         return bound(module, update=training)
 

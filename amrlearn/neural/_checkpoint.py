@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .._paper import INPUT_SHAPES
+from ..exceptions import CheckpointError
 
 __all__ = ["CheckpointError", "build_model", "load_checkpoint", "parse_model_spec"]
 
@@ -37,17 +38,6 @@ _STATE_KEYS = ("state_dict", "model_state_dict", "model")
 #: Prefixes that wrappers add to every key (DataParallel, skorch-style and Lightning-style
 #: holders), stripped while every key carries one.
 _PREFIXES = ("module.", "net.", "model.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be loaded into the model: the message says why and where.
-
-    Examples
-    --------
-    >>> from amrlearn.neural._checkpoint import CheckpointError
-    >>> issubclass(CheckpointError, ValueError)
-    True
-    """
 
 
 def _value(text):

@@ -12,6 +12,8 @@ from skorch.dataset import Dataset
 from skorch.utils import to_numpy
 from torch.utils.data import DataLoader
 
+from ..utils._labels import label_index
+
 __all__ = ["BatchLoader", "check_input", "encode_labels", "label_array", "random_crop_flip"]
 
 
@@ -94,12 +96,14 @@ def encode_labels(classes, y):
     Returns
     -------
     codes : ndarray of int64 of shape (n_samples,)
-        ``np.searchsorted(classes, y)``.
+        ``np.searchsorted(classes, y)``, from
+        :func:`amrlearn.utils._labels.label_index` (the one label encoding).
 
     Raises
     ------
     ValueError
-        If ``classes`` is not sorted and distinct, or ``y`` holds a label not in it.
+        If ``classes`` is not sorted and distinct, ``y`` is not 1-D, or ``y`` holds a
+        label not in ``classes``.
 
     Examples
     --------
@@ -107,20 +111,7 @@ def encode_labels(classes, y):
     >>> encode_labels([3, 7], [7, 3, 7]).tolist()
     [1, 0, 1]
     """
-    classes = np.asarray(classes)
-    y = label_array(y)
-    if len(classes) > 1 and not np.all(classes[1:] > classes[:-1]):
-        raise ValueError(f"classes must be sorted and distinct, got {classes.tolist()}.")
-    if len(classes) == 0:
-        raise ValueError("No classes to encode the labels with.")
-    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-    unseen = classes[idx] != y
-    if np.any(unseen):
-        raise ValueError(
-            f"y contains labels not seen during fit: {np.unique(y[unseen])[:5].tolist()}; "
-            f"the classes are {classes.tolist()}."
-        )
-    return idx.astype(np.int64)
+    return label_index(np.asarray(classes), label_array(y))
 
 
 def random_crop_flip(x, padding=4):

@@ -10,14 +10,25 @@ loss is differentiated through every iterate and every linearization (the author
 * :func:`targeted_deepfool_perturbation`: the misclassified samples' DeepFool, towards
   their true class (the untargeted one is :func:`amrlearn.attacks.deepfool_perturbation`);
 * :func:`deep_defense_rho`: ``rho`` of every sample, differentiable in the weights;
-* :func:`deep_defense_penalty`: the batch's penalty ``(1/n) sum_k R(+-s rho_k)``.
+* :func:`deep_defense_penalty`: the batch's penalty ``(1/n) sum_k R(+-s rho_k)``;
+* :class:`DeepDefensePenalty`: that penalty as a part of a net's loss.
 """
+
+from numbers import Integral, Real
 
 import torch
 
-from ..attacks import class_gap_gradients, deepfool_perturbation, deepfool_step
+from .._math._deepfool import class_gap_gradients, deepfool_perturbation, deepfool_step
+from ..utils._compat import Interval
+from ._features import logits_of
+from ._penalty import Penalty
 
-__all__ = ["deep_defense_penalty", "deep_defense_rho", "targeted_deepfool_perturbation"]
+__all__ = [
+    "DeepDefensePenalty",
+    "deep_defense_penalty",
+    "deep_defense_rho",
+    "targeted_deepfool_perturbation",
+]
 
 
 def targeted_deepfool_perturbation(
@@ -175,3 +186,80 @@ def deep_defense_penalty(rho, correct, *, c=25.0, d=5.0):
     1.3244
     """
     return torch.where(correct, torch.exp(-c * rho), torch.exp(d * rho)).mean()
+
+
+class DeepDefensePenalty(Penalty):
+    """Deep Defense's penalty (Yan et al. 2018) as a part of a net's loss.
+
+    ``(1/n) sum_k exp(-c rho_k)`` over the correctly classified samples and
+    ``exp(d rho_k)`` over the others, with ``rho_k`` the relative DeepFool distance
+    (:func:`deep_defense_rho`, differentiated through DeepFool's iterations). Training
+    losses only; DeepFool runs on the module in eval mode.
+
+    Parameters
+    ----------
+    weight : float, default=15.0
+        ``lambda`` (the authors' LeNet/MNIST value).
+    c, d : float, default=25.0, 5.0
+    max_iter : int, default=5
+        DeepFool iterations.
+    overshoot : float, default=0.02
+    start_epoch, warmup_epochs, every, reg_batch_size
+        The schedule and sub-batch of :class:`~amrlearn.neural.Penalty`
+        (``start_epoch = pretrain_epochs + 1`` of
+        :class:`~amrlearn.neural.DeepDefenseNeuralNetClassifier`).
+
+    Examples
+    --------
+    >>> from amrlearn.neural import DeepDefensePenalty
+    >>> DeepDefensePenalty(weight=1.0, start_epoch=3)
+    DeepDefensePenalty(start_epoch=3, weight=1.0)
+    """
+
+    name = "deepdefense"
+    needs_input = True
+    training_only = True
+
+    _parameter_constraints = {
+        **Penalty._parameter_constraints,
+        "c": [Interval(Real, 0, None, closed="left")],
+        "d": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "overshoot": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        weight=15.0,
+        *,
+        c=25.0,
+        d=5.0,
+        max_iter=5,
+        overshoot=0.02,
+        start_epoch=1,
+        warmup_epochs=0,
+        every=1,
+        reg_batch_size=None,
+    ):
+        super().__init__(
+            weight,
+            start_epoch=start_epoch,
+            warmup_epochs=warmup_epochs,
+            every=every,
+            reg_batch_size=reg_batch_size,
+        )
+        self.c = c
+        self.d = d
+        self.max_iter = max_iter
+        self.overshoot = overshoot
+
+    def compute(self, net, batch, clock):
+        module = net.bare_module_
+
+        def fn(inp):
+            return logits_of(module(inp))
+
+        rho, correct = deep_defense_rho(
+            fn, batch.X, batch.y, max_iter=self.max_iter, overshoot=self.overshoot
+        )
+        return deep_defense_penalty(rho, correct, c=self.c, d=self.d)

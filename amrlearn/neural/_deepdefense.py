@@ -1,23 +1,21 @@
 """skorch estimator of Deep Defense (Yan, Guo & Zhang, NeurIPS 2018).
 
-The maths (DeepFool unrolled in the loss, the penalty) lives in
-:mod:`amrlearn.neural._ddpenalty`; this class adds it to the cross-entropy in
-``get_loss``.
+The maths (DeepFool unrolled in the loss) and the penalty,
+:class:`~amrlearn.neural.DeepDefensePenalty`, live in :mod:`amrlearn.neural._ddpenalty`;
+this class sets that penalty from its parameters.
 """
 
 from numbers import Integral, Real
 
-from skorch.utils import to_tensor
-
 from ..utils._compat import Interval
-from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC, FeatureMarginNet, logits_of
-from ._ddpenalty import deep_defense_penalty, deep_defense_rho
-from ._features import eval_mode
+from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC
+from ._ddpenalty import DeepDefensePenalty
+from ._regularized import RegularizedNeuralNetClassifier
 
 __all__ = ["DeepDefenseNeuralNetClassifier"]
 
 
-class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
+class DeepDefenseNeuralNetClassifier(RegularizedNeuralNetClassifier):
     __doc__ = f"""Deep Defense: a penalty on the DeepFool distance of every training sample.
 
     The training loss of a batch of ``n`` samples is
@@ -62,6 +60,9 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
         (shuffled) batch and averaged over them, an unbiased estimate of the batch's;
         ``None``: the whole batch (the authors'). It costs tens of forward-backward
         passes per sample.
+    penalty : Penalty class or instance, list of them, or None, default=None
+        More penalties, added after Deep Defense's (named ``"deepdefense"``), with
+        ``penalty__*`` as in :class:`~amrlearn.neural.RegularizedNeuralNetClassifier`.
 {NET_PARAMS_DOC}
     Attributes
     ----------
@@ -69,6 +70,9 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
         The trained module.
     classes_ : ndarray of shape (n_classes,)
         Class labels seen in ``fit``, sorted.
+    penalties_ : dict of str to Penalty
+        ``"deepdefense"`` (:class:`~amrlearn.neural.DeepDefensePenalty`) and those of
+        ``penalty``.
 
     See Also
     --------
@@ -116,7 +120,7 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
     """
 
     _parameter_constraints = {
-        **FeatureMarginNet._parameter_constraints,
+        **RegularizedNeuralNetClassifier._parameter_constraints,
         "lam": [Interval(Real, 0, None, closed="left")],
         "c": [Interval(Real, 0, None, closed="left")],
         "d": [Interval(Real, 0, None, closed="left")],
@@ -137,9 +141,10 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
         overshoot=0.02,
         pretrain_epochs=0,
         reg_batch_size=None,
+        penalty=None,
         **kwargs,
     ):
-        super().__init__(module, *args, **kwargs)
+        super().__init__(module, *args, penalty=penalty, **kwargs)
         self.lam = lam
         self.c = c
         self.d = d
@@ -148,46 +153,15 @@ class DeepDefenseNeuralNetClassifier(FeatureMarginNet):
         self.pretrain_epochs = pretrain_epochs
         self.reg_batch_size = reg_batch_size
 
-    def _penalty_on(self, training):
-        # len(history) is the current epoch (1-based) during training, 0 before a fit.
-        epoch = max(len(self.history), 1)
-        return training and self.lam > 0 and epoch > self.pretrain_epochs
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The cross-entropy, plus ``lam`` times the Deep Defense penalty in training."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if not self._penalty_on(training):
-            return loss
-        if X is None:
-            raise ValueError("DeepDefenseNeuralNetClassifier.get_loss needs the batch X.")
-        return loss + self.lam * self.penalty(X, y_true)
-
-    def penalty(self, X, y):
-        """Deep Defense's penalty of a batch (its first ``reg_batch_size``), differentiable
-        in the weights.
-
-        Parameters
-        ----------
-        X : tensor or ndarray of shape (n, ...)
-        y : tensor or ndarray of shape (n,)
-            Class codes (``0..n_classes-1``).
-
-        Returns
-        -------
-        penalty : scalar tensor
-        """
-        x = to_tensor(X, device=self.device).float()
-        y = to_tensor(y, device=self.device).long()
-        if self.reg_batch_size is not None:
-            x, y = x[: self.reg_batch_size], y[: self.reg_batch_size]
-        module = self.bare_module_
-
-        def fn(inp):
-            return logits_of(module(inp))
-
-        # DeepFool sees the deterministic network (the authors keep batch-norm frozen).
-        with eval_mode(module):
-            rho, correct = deep_defense_rho(
-                fn, x, y, max_iter=self.max_iter, overshoot=self.overshoot, create_graph=True
+    def _own_penalties(self):
+        return {
+            "deepdefense": DeepDefensePenalty(
+                self.lam,
+                c=self.c,
+                d=self.d,
+                max_iter=self.max_iter,
+                overshoot=self.overshoot,
+                start_epoch=self.pretrain_epochs + 1,
+                reg_batch_size=self.reg_batch_size,
             )
-        return deep_defense_penalty(rho, correct, c=self.c, d=self.d)
+        }

@@ -11,7 +11,13 @@ import torch
 
 from ..utils._torch import eval_mode  # the one helper, shared with the attacks
 
-__all__ = ["bare_module", "eval_mode", "find_feature_layer", "forward_with_features"]
+__all__ = [
+    "bare_module",
+    "eval_mode",
+    "find_feature_layer",
+    "forward_with_features",
+    "logits_of",
+]
 
 #: The wrappers that hold the user's module as ``.module`` (torch's data parallelism; what
 #: ``accelerate`` makes of ``module_`` under several processes).
@@ -19,6 +25,11 @@ _PARALLEL_WRAPPERS = (
     torch.nn.parallel.DistributedDataParallel,
     torch.nn.DataParallel,
 )
+
+
+def logits_of(y_pred):
+    """The first output of a module that returns ``(logits, features)``."""
+    return y_pred[0] if isinstance(y_pred, tuple | list) else y_pred
 
 
 def bare_module(module):

@@ -1,13 +1,11 @@
-"""Lazy regularization for skorch nets: a training-step counter and the penalty's weight.
+"""The cost model of lazy regularization: when ``every="auto"`` makes a penalty lazy.
 
-A mixin, placed before the skorch net in the bases, that counts training steps in
-``n_train_steps_`` and tells ``get_loss`` by how much to multiply a costly penalty on the
-current step: ``every`` on one step in ``every``, ``0`` on the others (so that, at fixed
-weights, the penalty's gradients over ``every`` consecutive steps sum to those of the
-every-step penalty), and ``1`` outside a training step (validation, direct calls).
-
-``every`` is the net's ``ortho_every``, or with ``ortho_every="auto"`` the one that
-:func:`auto_ortho_every` picks from the multiply-adds of the first training step.
+A penalty with ``every`` (:class:`~amrlearn.neural.Penalty`) enters the loss of one
+training step in ``every`` with weight ``every * weight``, and is not computed on the
+others: at fixed weights, its gradients over ``every`` consecutive steps sum to those of
+the every-step penalty. ``every="auto"`` is :func:`auto_ortho_every` of the penalty's
+multiply-adds (:func:`penalty_multiply_adds` for the orthogonality penalty) and of the
+first training step's, counted by :class:`_ForwardCounter` during its forward pass.
 """
 
 import math
@@ -16,7 +14,7 @@ import torch
 
 from ._penalties import penalized_weights
 
-__all__ = ["LazyPenaltyMixin", "auto_ortho_every"]
+__all__ = ["auto_ortho_every", "penalty_multiply_adds"]
 
 #: ``ortho_every="auto"`` computes the exact penalty on every step where it costs at most
 #: this share of a training step's multiply-adds: where it is affordable, nothing is
@@ -109,78 +107,3 @@ class _ForwardCounter:
         for handle in self.handles:
             handle.remove()
         self.handles = []
-
-
-class LazyPenaltyMixin:
-    """Counts training steps; :meth:`lazy_penalty_scale` gives the lazy penalty's weight.
-
-    The net must have a parameter ``ortho_every``: an integer (>= 1) or ``"auto"``.
-
-    Attributes
-    ----------
-    n_train_steps_ : int
-        Training steps taken since the last ``initialize``.
-    ortho_every_ : int or None
-        The schedule in use: ``ortho_every``, or the value ``"auto"`` picked at the first
-        training step (``None`` until then).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from amrlearn.neural import AMRNeuralNetClassifier, models
-    >>> X = np.random.default_rng(0).uniform(size=(20, 4)).astype(np.float32)
-    >>> y = np.arange(20) % 2
-    >>> net = AMRNeuralNetClassifier(models.MLP, module__in_features=4, module__hidden=8,
-    ...                              module__n_classes=2, batch_size=5, max_epochs=2,
-    ...                              ortho_every=3, verbose=0).fit(X, y)
-    >>> net.n_train_steps_, net.ortho_every_
-    (8, 3)
-    >>> net.lazy_penalty_scale(training=False)
-    1
-    """
-
-    _in_train_step = False
-    _forward_counter = None
-
-    def _finish_initialize(self):
-        # The nets' set-up step that both skorch's and AccelerateMixin's initialize() run.
-        out = super()._finish_initialize()
-        self.n_train_steps_ = 0
-        self.ortho_every_ = None if self.ortho_every == "auto" else int(self.ortho_every)
-        return out
-
-    def train_step(self, batch, **fit_params):
-        if self.ortho_every_ is None:  # "auto": count this step's forward pass
-            self._forward_counter = _ForwardCounter(self.bare_module_)
-        self._in_train_step = True
-        try:
-            return super().train_step(batch, **fit_params)
-        finally:
-            self._in_train_step = False
-            if self._forward_counter is not None:
-                self._forward_counter.remove()
-                self._forward_counter = None
-            self.n_train_steps_ += 1
-
-    def lazy_penalty_scale(self, training):
-        """Weight multiplier of the lazy penalty for the loss being computed.
-
-        Parameters
-        ----------
-        training : bool
-            The ``training`` flag of ``get_loss``.
-
-        Returns
-        -------
-        scale : int
-            ``ortho_every_`` or ``0`` inside a training step, else ``1``.
-        """
-        if not (training and self._in_train_step):
-            return 1
-        if self.ortho_every_ is None:
-            # "auto", first step: its forward pass has just been counted.
-            step = 3 * self._forward_counter.macs  # forward, and backward to input and weights
-            penalty = penalty_multiply_adds(self.bare_module_)
-            self.ortho_every_ = auto_ortho_every(penalty, step)
-        every = self.ortho_every_
-        return every if self.n_train_steps_ % every == 0 else 0

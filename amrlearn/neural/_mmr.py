@@ -1,23 +1,21 @@
 """skorch estimator of the maximum margin regularizer, MMR-l2 (Croce, Andriushchenko & Hein).
 
-The maths (the linear region's distances, the hinge) lives in
-:mod:`amrlearn.neural._regions`; this class adds the schedule and the loss.
+The maths (the linear region's distances, the hinge) and the penalty,
+:class:`~amrlearn.neural.MMRPenalty`, live in :mod:`amrlearn.neural._regions`; this class
+sets that penalty from its parameters.
 """
 
-import math
 from numbers import Integral, Real
 
-from skorch.utils import to_tensor
-
 from ..utils._compat import Interval
-from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC, FeatureMarginNet
-from ._features import eval_mode
-from ._regions import check_piecewise_linear, mmr_penalty, region_distances
+from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC
+from ._regions import MMRPenalty
+from ._regularized import RegularizedNeuralNetClassifier
 
 __all__ = ["MMRNeuralNetClassifier"]
 
 
-class MMRNeuralNetClassifier(FeatureMarginNet):
+class MMRNeuralNetClassifier(RegularizedNeuralNetClassifier):
     __doc__ = f"""Maximum margin regularizer (MMR-l2) for ReLU networks.
 
     The training loss of a batch is ``mean_i [CE_i + lam_t * MMR_i]`` with
@@ -54,6 +52,9 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
         The regularizer is computed on the first ``reg_batch_size`` samples of each
         (shuffled) batch and averaged over them; ``None``: the whole batch (the authors').
         Its cost is about ``input size`` forward passes per sample.
+    penalty : Penalty class or instance, list of them, or None, default=None
+        More penalties, added after MMR's (named ``"mmr"``), with ``penalty__*`` as in
+        :class:`~amrlearn.neural.RegularizedNeuralNetClassifier`.
 {NET_PARAMS_DOC}
     Attributes
     ----------
@@ -63,6 +64,8 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
         Class labels seen in ``fit``, sorted.
     n_hidden_ : int
         Hidden units (ReLU inputs) of the module, known after the first training step.
+    penalties_ : dict of str to Penalty
+        ``"mmr"`` (:class:`~amrlearn.neural.MMRPenalty`) and those of ``penalty``.
 
     See Also
     --------
@@ -109,7 +112,7 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
     """
 
     _parameter_constraints = {
-        **FeatureMarginNet._parameter_constraints,
+        **RegularizedNeuralNetClassifier._parameter_constraints,
         "lam": [Interval(Real, 0, None, closed="left")],
         "gamma_B": [Interval(Real, 0, None, closed="neither")],
         "gamma_D": [Interval(Real, 0, None, closed="neither")],
@@ -134,9 +137,10 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
         k_D=None,
         lam_warmup_epochs=10,
         reg_batch_size=None,
+        penalty=None,
         **kwargs,
     ):
-        super().__init__(module, *args, **kwargs)
+        super().__init__(module, *args, penalty=penalty, **kwargs)
         self.lam = lam
         self.gamma_B = gamma_B
         self.gamma_D = gamma_D
@@ -145,78 +149,34 @@ class MMRNeuralNetClassifier(FeatureMarginNet):
         self.lam_warmup_epochs = lam_warmup_epochs
         self.reg_batch_size = reg_batch_size
 
-    def _finish_initialize(self):
-        super()._finish_initialize()
-        if isinstance(self.k_B, tuple) and not (
-            len(self.k_B) == 2 and all(isinstance(k, Real) and 0 < k <= 1 for k in self.k_B)
-        ):
-            raise ValueError(
-                f"k_B as a tuple is a schedule (start, end) of two fractions in (0, 1]; "
-                f"got {self.k_B!r}."
+    def _own_penalties(self):
+        return {
+            "mmr": MMRPenalty(
+                self.lam,
+                gamma_B=self.gamma_B,
+                gamma_D=self.gamma_D,
+                k_B=self.k_B,
+                k_D=self.k_D,
+                warmup_epochs=self.lam_warmup_epochs,
+                reg_batch_size=self.reg_batch_size,
             )
-        if self.lam > 0:
-            check_piecewise_linear(self.bare_module_)
-        return self
+        }
 
-    def _epoch(self):
-        """The current epoch, from 1 (the last one outside training)."""
-        return max(len(self.history), 1)
+    @property
+    def n_hidden_(self):
+        """Hidden units (ReLU inputs) of the module, known after the first training step."""
+        return self.penalties_["mmr"].n_hidden_
+
+    @n_hidden_.setter
+    def n_hidden_(self, value):
+        self.penalties_["mmr"].n_hidden_ = value
 
     def current_lam(self):
         """``lam_t`` of the current epoch (the ramp of ``lam_warmup_epochs``)."""
-        if self.lam_warmup_epochs == 0:
-            return float(self.lam)
-        return float(self.lam) * min(self._epoch() / self.lam_warmup_epochs, 1.0)
+        mmr = self.penalties_["mmr"]
+        return float(mmr.weight) * mmr.scale(self, self.clock(training=True))
 
     def current_k_B(self):
         """``k_B`` of the current epoch, in hidden units (needs ``n_hidden_``)."""
-        n_h = self.n_hidden_
-        if isinstance(self.k_B, tuple):
-            k0, k1 = (math.floor(f * n_h) for f in self.k_B)
-            frac = min(self._epoch() / self.max_epochs, 1.0)
-            k = int(k0 + (k1 - k0) * frac)
-        elif isinstance(self.k_B, Integral):
-            k = int(self.k_B)
-        else:
-            k = math.floor(self.k_B * n_h)
-        return max(k, 1)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The cross-entropy, plus ``lam_t`` times the mean MMR in training."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if not (training and self.lam > 0):
-            return loss
-        if X is None:
-            raise ValueError("MMRNeuralNetClassifier.get_loss needs the batch X.")
-        return loss + self.current_lam() * self.penalty(X, y_true).mean()
-
-    def penalty(self, X, y):
-        """MMR of each sample of the batch (its first ``reg_batch_size``).
-
-        Parameters
-        ----------
-        X : tensor or ndarray of shape (n, ...)
-        y : tensor or ndarray of shape (n,)
-            Class codes.
-
-        Returns
-        -------
-        penalty : tensor of shape (min(n, reg_batch_size),)
-        """
-        x = to_tensor(X, device=self.device).float()
-        y = to_tensor(y, device=self.device).long()
-        if self.reg_batch_size is not None:
-            x, y = x[: self.reg_batch_size], y[: self.reg_batch_size]
-        module = self.bare_module_
-        with eval_mode(module):
-            d_region, d_decision = region_distances(module, x, y)
-        self.n_hidden_ = int(d_region.shape[1])
-        k_D = d_decision.shape[1] - 1 if self.k_D is None else self.k_D
-        return mmr_penalty(
-            d_region,
-            d_decision,
-            k_B=self.current_k_B(),
-            k_D=k_D,
-            gamma_B=self.gamma_B,
-            gamma_D=self.gamma_D,
-        )
+        clock = self.clock()
+        return self.penalties_["mmr"].current_k_B(clock.epoch, clock.max_epochs)

@@ -1,10 +1,11 @@
 """skorch estimators of section 4.2: the AMR objective (15) and the PGD adversarial baseline.
 
-The maths lives in :mod:`amrlearn.neural._penalties`; the data, labels and features are
-handled by the base class in :mod:`amrlearn.neural._base`. These classes only add the
-loss of objective (15) (``get_loss``) and the adversarial training step
-(``train_step_single``, with an ``attack`` built in ``initialize_attack``), through
-skorch's documented extension points.
+The maths lives in :mod:`amrlearn.neural._penalties`, objective (15)'s two terms as
+penalties in :mod:`amrlearn.neural._amrpenalty`, and the net that adds penalties to its
+loss in :mod:`amrlearn.neural._regularized`. ``AMRNeuralNetClassifier`` only sets those
+two penalties from its parameters; ``AdversarialNeuralNetClassifier`` adds the
+adversarial training step (``train_step``, with an ``attack`` built in
+``initialize_attack``), through skorch's documented extension points.
 """
 
 from numbers import Integral, Real
@@ -17,22 +18,16 @@ from skorch.utils import to_tensor
 
 from ..attacks import L2PGD
 from ..utils._compat import HasMethods, Interval, StrOptions
-from ._base import (
-    NET_INPUT_NOTES,
-    NET_PARAMS_DOC,
-    FeatureMarginNet,
-    logits_of,
-    validate_constraints,
-)
-from ._certified import LIPSCHITZ_PARAM_DOC, LipschitzBoundMixin
+from ._amrpenalty import AMRMarginPenalty, OrthogonalityPenalty
+from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC, logits_of, validate_constraints
+from ._certified import LIPSCHITZ_PARAM_DOC
 from ._features import eval_mode
-from ._lazy import LazyPenaltyMixin
-from ._penalties import amr_margin_loss, orthogonality_penalty
+from ._regularized import RegularizedNeuralNetClassifier
 
 __all__ = ["AMRNeuralNetClassifier", "AdversarialNeuralNetClassifier"]
 
 
-class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMarginNet):
+class AMRNeuralNetClassifier(RegularizedNeuralNetClassifier):
     __doc__ = f"""Neural net trained with the average margin regularizer, objective (15).
 
     The loss of a batch of ``n`` samples is
@@ -99,6 +94,11 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMargi
         :func:`~amrlearn.neural.orthogonality_penalty`). Its backward pass still writes a
         dense gradient for every weight, so on a CPU it is dearer than the lazy
         ``ortho_every``. Both can be combined.
+    penalty : Penalty class or instance, list of them, or None, default=None
+        More penalties, added after objective (15)'s two (named ``"margin"`` and
+        ``"ortho"``), with ``penalty__*`` as in
+        :class:`~amrlearn.neural.RegularizedNeuralNetClassifier` (AMR with MMR:
+        ``penalty=MMRPenalty``).
 {NET_PARAMS_DOC}
     Attributes
     ----------
@@ -117,6 +117,9 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMargi
     ortho_every_ : int or None
         The lazy penalty's schedule in use (``ortho_every``, or what ``"auto"`` picked at
         the first training step; ``None`` before it).
+    penalties_ : dict of str to Penalty
+        ``"margin"`` (:class:`~amrlearn.neural.AMRMarginPenalty`), ``"ortho"``
+        (:class:`~amrlearn.neural.OrthogonalityPenalty`) and those of ``penalty``.
 
     See Also
     --------
@@ -179,7 +182,7 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMargi
     """
 
     _parameter_constraints = {
-        **FeatureMarginNet._parameter_constraints,
+        **RegularizedNeuralNetClassifier._parameter_constraints,
         "lam": [Interval(Real, 0, None, closed="left")],
         "tau": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -202,9 +205,10 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMargi
         gram="auto",
         ortho_every="auto",
         ortho_probes=None,
+        penalty=None,
         **kwargs,
     ):
-        super().__init__(module, *args, **kwargs)
+        super().__init__(module, *args, penalty=penalty, **kwargs)
         self.lam = lam
         self.tau = tau
         self.beta = beta
@@ -214,70 +218,27 @@ class AMRNeuralNetClassifier(LazyPenaltyMixin, LipschitzBoundMixin, FeatureMargi
         self.ortho_every = ortho_every
         self.ortho_probes = ortho_probes
 
-    def _finish_initialize(self):
-        super()._finish_initialize()  # LazyPenaltyMixin resets its step count there
-        if self.lam > 0 and self.feature_layer_ is None:
-            raise ValueError(
-                f"lam={self.lam} needs the features of eq. (14), the input of the linear "
-                f"layer that produces the logits, but {type(self.bare_module_).__name__} has no "
-                "torch.nn.Linear layer. End the module with an nn.Linear (named with "
-                "feature_layer='...' if it is not the last one), return (logits, features) "
-                "from forward, or train with lam=0."
-            )
-        return self
+    def _own_penalties(self):
+        """Objective (15)'s two terms, from ``lam, tau, margin, lipschitz`` and ``beta,
+        gram, ortho_every, ortho_probes``."""
+        return {
+            "margin": AMRMarginPenalty(
+                self.lam, tau=self.tau, margin=self.margin, lipschitz=self.lipschitz
+            ),
+            "ortho": OrthogonalityPenalty(
+                self.beta, gram=self.gram, n_probes=self.ortho_probes, every=self.ortho_every
+            ),
+        }
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Objective (15): the cross-entropy plus :meth:`_regularizer`."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        return loss + self._regularizer(y_pred, y_true, training=training, X=X)
+    @property
+    def ortho_every_(self):
+        """The lazy schedule of the orthogonality penalty in use (``None`` before the
+        first training step with ``ortho_every="auto"``)."""
+        return self.penalties_["ortho"].every_
 
-    def _regularizer(self, y_pred, y_true, training=False, X=None):
-        """``- lam * margin term + beta * orthogonality penalty`` of objective (15).
-
-        The orthogonality penalty is lazy in training (see ``ortho_every``). With
-        ``margin="certified"`` the margins are divided by ``feature_lipschitz(X)``."""
-        reg = 0.0
-        if self.lam > 0:
-            logits, features, layer = self._logits_features_layer(
-                y_pred, alternative=", or train with lam=0"
-            )
-            y_true = to_tensor(y_true, device=logits.device).long()
-            # logits == layer(features) (checked where the features are captured), so the
-            # margin of eq. (14) comes from the logits and the layer's weight in one piece.
-            if self.margin == "certified":
-                # [m / P]_0^tau: eq. (14)'s margin in feature space over the Lipschitz
-                # constant of the features, from the logits scaled by 1 / P.
-                logits = logits / self.feature_lipschitz(X, training=training)
-            reg = reg - self.lam * amr_margin_loss(
-                logits, layer.weight, y_true, self.tau, normalize=self.margin != "logit"
-            )
-        scale = self.lazy_penalty_scale(training)
-        if self.beta > 0 and scale:
-            reg = reg + (scale * self.beta) * self._orthogonality_penalty()
-        return reg
-
-    def _orthogonality_penalty(self):
-        """The penalty of the current weights. Without autograd (skorch's validation
-        batches), it is computed once per state of the weights, not once per batch: it does
-        not depend on the batch, and each evaluation costs ``O(out * in * min(out, in))``.
-        The state is told by the parameters' version counters, which every in-place update
-        (an optimizer step, ``load_state_dict``) advances."""
-        module = self.bare_module_  # its layers, not a DistributedDataParallel wrapper
-        if torch.is_grad_enabled():
-            return orthogonality_penalty(module, gram=self.gram, n_probes=self.ortho_probes)
-        params = tuple(module.parameters())
-        key = (id(module), self.gram, self.ortho_probes, *(id(p) for p in params))
-        key += tuple(p._version for p in params)
-        cached = self.__dict__.get("_penalty_cache")
-        if cached is None or cached[0] != key:
-            value = orthogonality_penalty(module, gram=self.gram, n_probes=self.ortho_probes)
-            self._penalty_cache = cached = (key, value)
-        return cached[1]
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_penalty_cache", None)  # a cache of the weights, not a state of the net
-        return state
+    @ortho_every_.setter
+    def ortho_every_(self, value):
+        self.penalties_["ortho"].every_ = value
 
 
 #: Appendix F's PGD training attack: 40 steps of 0.01 in an l2 ball of radius 2 (MNIST),
@@ -292,7 +253,7 @@ L2PGD_TRAINING_DEFAULTS = {
 }
 
 
-class AdversarialNeuralNetClassifier(FeatureMarginNet):
+class AdversarialNeuralNetClassifier(RegularizedNeuralNetClassifier):
     __doc__ = f"""PGD adversarial training (Madry et al.) with an l2 budget, the paper's Adv.
 
     Each training batch is replaced by its adversarial examples, computed by ``attack_``
@@ -312,6 +273,10 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
         ``attack__random_start=True``, ``attack__clip=(0.0, 1.0)`` and
         ``attack__early_stop=False``. Inputs outside the attack's ``clip`` box are
         refused: rescale them (``X / 255``) or pass ``attack__clip=None``.
+    penalty : Penalty class or instance, list of them, or None, default=None
+        Penalties added to the loss of the adversarial examples, with ``penalty__*`` as
+        in :class:`~amrlearn.neural.RegularizedNeuralNetClassifier` (AMR with PGD
+        training: ``penalty=AMRMarginPenalty``).
 {NET_PARAMS_DOC}
     Attributes
     ----------
@@ -355,18 +320,18 @@ class AdversarialNeuralNetClassifier(FeatureMarginNet):
     (0.1, 3)
     """
 
-    prefixes_ = [*FeatureMarginNet.prefixes_, "attack"]
+    prefixes_ = [*RegularizedNeuralNetClassifier.prefixes_, "attack"]
 
     _parameter_constraints = {
-        **FeatureMarginNet._parameter_constraints,
+        **RegularizedNeuralNetClassifier._parameter_constraints,
         "attack": [HasMethods(["run"])],
     }
 
-    def __init__(self, module, *args, attack=L2PGD, **kwargs):
+    def __init__(self, module, *args, attack=L2PGD, penalty=None, **kwargs):
         if attack is L2PGD:
             for key, value in L2PGD_TRAINING_DEFAULTS.items():
                 kwargs.setdefault(f"attack__{key}", value)
-        super().__init__(module, *args, **kwargs)
+        super().__init__(module, *args, penalty=penalty, **kwargs)
         self.attack = attack
 
     def _finish_initialize(self):

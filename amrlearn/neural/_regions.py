@@ -13,16 +13,22 @@ an activation the ``nn.ReLU`` hooks cannot see (``torch.relu`` in ``forward``) i
 * :func:`check_piecewise_linear`: refuses modules that are not ReLU networks of linear
   and convolutional layers;
 * :func:`region_distances`: both kinds of distances, differentiable in the weights;
-* :func:`mmr_penalty`: MMR-l2 of each sample from those distances.
+* :func:`mmr_penalty`: MMR-l2 of each sample from those distances;
+* :class:`MMRPenalty`: MMR as a part of a net's loss.
 """
+
+import math
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from ._base import logits_of
+from ..utils._compat import Interval
+from ._features import logits_of
+from ._penalty import Penalty
 
-__all__ = ["check_piecewise_linear", "mmr_penalty", "region_distances"]
+__all__ = ["MMRPenalty", "check_piecewise_linear", "mmr_penalty", "region_distances"]
 
 #: The authors' floor on each input-gradient entry of a decision hyperplane's normal:
 #: its norm is at least this times sqrt(input size).
@@ -281,3 +287,122 @@ def mmr_penalty(d_region, d_decision, *, k_B, k_D, gamma_B, gamma_D):
     hinge_b = torch.relu(1 - near_b / gamma_B).mean(1)
     hinge_d = torch.relu(1 - near_d / gamma_D).mean(1)
     return hinge_b + hinge_d
+
+
+class MMRPenalty(Penalty):
+    """The maximum margin regularizer MMR-l2 (Croce et al. 2019) as a part of a net's loss.
+
+    The batch mean of :func:`mmr_penalty` of each sample, from the exact distances of
+    :func:`region_distances` (on the module in eval mode). Training losses only. The
+    module must be a ReLU network (:func:`check_piecewise_linear`, checked when the net
+    is initialized).
+
+    Parameters
+    ----------
+    weight : float, default=3.0
+        Final ``lambda`` (the authors' MNIST l2 LeNetSmall: 3.0; CIFAR-10: 1.5).
+    gamma_B, gamma_D : float, default=0.45
+        Margins of the region and decision boundaries.
+    k_B : int, float or tuple of two floats, default=(0.10, 0.02)
+        Region hyperplanes counted (see ``k_B`` of
+        :class:`~amrlearn.neural.MMRNeuralNetClassifier`; a pair is a schedule over
+        the net's ``max_epochs``).
+    k_D : int or None, default=None
+        Decision hyperplanes counted; ``None``: every other class.
+    warmup_epochs : int, default=10
+        The authors' ramp of ``lambda`` (epochs from 1).
+    start_epoch, every, reg_batch_size
+        As in :class:`~amrlearn.neural.Penalty`.
+
+    Attributes
+    ----------
+    n_hidden_ : int
+        Hidden units (ReLU inputs) of the module, known after the first training step.
+
+    Examples
+    --------
+    >>> from amrlearn.neural import MMRPenalty
+    >>> MMRPenalty(k_B=3).get_params()["k_B"]
+    3
+    """
+
+    name = "mmr"
+    needs_input = True
+    training_only = True
+
+    _parameter_constraints = {
+        **Penalty._parameter_constraints,
+        "gamma_B": [Interval(Real, 0, None, closed="neither")],
+        "gamma_D": [Interval(Real, 0, None, closed="neither")],
+        "k_B": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+            tuple,
+        ],
+        "k_D": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        weight=3.0,
+        *,
+        gamma_B=0.45,
+        gamma_D=0.45,
+        k_B=(0.10, 0.02),
+        k_D=None,
+        start_epoch=1,
+        warmup_epochs=10,
+        every=1,
+        reg_batch_size=None,
+    ):
+        super().__init__(
+            weight,
+            start_epoch=start_epoch,
+            warmup_epochs=warmup_epochs,
+            every=every,
+            reg_batch_size=reg_batch_size,
+        )
+        self.gamma_B = gamma_B
+        self.gamma_D = gamma_D
+        self.k_B = k_B
+        self.k_D = k_D
+
+    def initialize(self, net):
+        super().initialize(net)
+        if isinstance(self.k_B, tuple) and not (
+            len(self.k_B) == 2 and all(isinstance(k, Real) and 0 < k <= 1 for k in self.k_B)
+        ):
+            raise ValueError(
+                f"k_B as a tuple is a schedule (start, end) of two fractions in (0, 1]; "
+                f"got {self.k_B!r}."
+            )
+        return self
+
+    def check_net(self, net):
+        check_piecewise_linear(net.bare_module_)
+
+    def current_k_B(self, epoch, max_epochs):
+        """``k_B`` at ``epoch`` (from 1), in hidden units (needs ``n_hidden_``)."""
+        n_h = self.n_hidden_
+        if isinstance(self.k_B, tuple):
+            k0, k1 = (math.floor(f * n_h) for f in self.k_B)
+            frac = min(epoch / max_epochs, 1.0)
+            k = int(k0 + (k1 - k0) * frac)
+        elif isinstance(self.k_B, Integral):
+            k = int(self.k_B)
+        else:
+            k = math.floor(self.k_B * n_h)
+        return max(k, 1)
+
+    def compute(self, net, batch, clock):
+        d_region, d_decision = region_distances(net.bare_module_, batch.X, batch.y)
+        self.n_hidden_ = int(d_region.shape[1])
+        k_D = d_decision.shape[1] - 1 if self.k_D is None else self.k_D
+        return mmr_penalty(
+            d_region,
+            d_decision,
+            k_B=self.current_k_B(clock.epoch, clock.max_epochs),
+            k_D=k_D,
+            gamma_B=self.gamma_B,
+            gamma_D=self.gamma_D,
+        )

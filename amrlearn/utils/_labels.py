@@ -1,4 +1,4 @@
-"""Labels to column indices: the one label encoding of metrics, attacks and bounds.
+"""Labels to column indices: the one label encoding of metrics, attacks, bounds and nets.
 
 Pure numpy, so that the exact linear margins never import torch.
 """
@@ -20,9 +20,9 @@ def label_index(classes, y):
     Parameters
     ----------
     classes : array-like of shape (n_classes,) or None
-        The labels of the output columns, sorted as ``np.unique`` sorts them (as
-        scikit-learn's ``classes_`` and skorch's are). ``None`` means the labels are the
-        column indices themselves.
+        The labels of the output columns, sorted and distinct as ``np.unique`` gives them
+        (as scikit-learn's ``classes_`` and skorch's are). ``None`` means the labels are
+        the column indices themselves.
     y : array-like of shape (n_samples,)
         Labels: numbers or strings.
 
@@ -33,8 +33,9 @@ def label_index(classes, y):
     Raises
     ------
     ValueError
-        If a label of ``y`` is not in ``classes`` (or, with ``classes=None``, if ``y`` is
-        not made of integers in ``0..``).
+        If ``classes`` is not sorted and distinct, if a label of ``y`` is not in
+        ``classes`` (or, with ``classes=None``, if ``y`` is not made of integers in
+        ``0..``).
 
     Examples
     --------
@@ -59,6 +60,7 @@ def label_index(classes, y):
     if classes.size == 0:
         raise ValueError("The model has no classes.")
     try:
+        ordered = classes.ndim == 1 and bool(np.all(classes[1:] > classes[:-1]))
         idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
         bad = classes[idx] != y
     except TypeError as exc:  # e.g. string labels against numeric classes
@@ -66,6 +68,14 @@ def label_index(classes, y):
             f"y (dtype {y.dtype}) cannot be matched with the model's classes "
             f"(dtype {classes.dtype})."
         ) from exc
+    if not ordered:
+        raise ValueError(
+            f"classes must be sorted and distinct, got {classes.tolist()[:10]}: the label "
+            "of each output column, as np.unique gives them."
+        )
     if np.any(bad):
-        raise ValueError(f"y contains labels not seen during fit: {np.unique(y[bad])[:5]}")
+        raise ValueError(
+            f"y contains labels not seen during fit: {np.unique(y[bad])[:5].tolist()}; "
+            f"the classes are {classes.tolist()[:10]}."
+        )
     return idx.astype(np.int64)
