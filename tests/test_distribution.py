@@ -193,3 +193,120 @@ def test_adversarial_training_with_fgsm_rs():
     ).fit(X, y)
     assert isinstance(net.attack_, FGSMRS) and net.attack_.eps == 1.0
     assert net.predict(X).shape == (64,)
+
+
+# --- the penalties as parts ----------------------------------------------------------------
+
+
+def _data(n=48, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, d)).astype(np.float32)
+    return X, (X[:, 0] + 0.3 * X[:, 1] > 0.6).astype(np.int64)
+
+
+def _reg_net(penalty, **kw):
+    from amrlearn.neural import RegularizedNeuralNetClassifier, models
+
+    return RegularizedNeuralNetClassifier(
+        models.MLP,
+        module__in_features=5,
+        module__hidden=8,
+        module__n_classes=2,
+        penalty=penalty,
+        max_epochs=1,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("name", ["soft_min", "spread", "input_margin"])
+def test_distribution_penalty_enters_the_loss_as_its_maths_says(name):
+    from amrlearn.neural import (
+        InputMarginPenalty,
+        MarginSpreadPenalty,
+        SoftMinMarginPenalty,
+        feature_margin,
+    )
+
+    cls = {
+        "soft_min": SoftMinMarginPenalty,
+        "spread": MarginSpreadPenalty,
+        "input_margin": InputMarginPenalty,
+    }[name]
+    X, y = _data()
+    net = _reg_net(cls(weight=0.3)).fit(X, y)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    net.module_.train()
+    y_pred = net.infer(xt)
+    logits = y_pred[0]
+    ce = torch.nn.functional.cross_entropy(logits, yt)
+    loss = net.get_loss(y_pred, yt, X=xt, training=True)
+    if name == "input_margin":
+        net.module_.eval()
+        from amrlearn.neural._features import logits_of
+
+        d = deepfool_input_margin(lambda z: logits_of(net.module_(z)), xt, yt)
+        expect = ce - 0.3 * d.clamp(0, 2.0).mean()
+    else:
+        layer = net._logits_features_layer(y_pred)[2]
+        m = feature_margin(y_pred[1], layer.weight, layer.bias, yt)
+        term = (
+            -soft_min_margin_term(m, 5.0, 1.0)
+            if name == "soft_min"
+            else margin_spread_term(m, m > 0, 5.0)
+        )
+        expect = ce + 0.3 * term
+    assert torch.allclose(loss, expect, atol=1e-6)
+    assert torch.isfinite(loss)
+
+
+def test_distribution_penalties_refuse_bad_hyperparameters():
+    from amrlearn.neural import InputMarginPenalty, SoftMinMarginPenalty
+
+    X, y = _data()
+    with pytest.raises(ValueError, match="temperature"):
+        _reg_net(SoftMinMarginPenalty(temperature=0)).fit(X, y)
+    with pytest.raises(ValueError, match="tau"):
+        _reg_net(InputMarginPenalty(tau=-1)).fit(X, y)
+
+
+def test_clean_margin_penalty_reads_the_clean_batch_in_adversarial_training():
+    from amrlearn.neural import (
+        AdversarialNeuralNetClassifier,
+        AMRMarginPenalty,
+        CleanMarginPenalty,
+        models,
+    )
+
+    X, y = _data()
+    seen = {}
+
+    class Spy(CleanMarginPenalty):
+        def compute(self, net, batch, clock):
+            seen.setdefault("clean", []).append(net.__dict__.get("_clean_batch"))
+            seen.setdefault("x", []).append(batch.X)
+            return super().compute(net, batch, clock)
+
+    common = dict(
+        module=models.MLP,
+        module__in_features=5,
+        module__hidden=8,
+        module__n_classes=2,
+        attack=FGSMRS,
+        attack__eps=0.3,
+        max_epochs=1,
+        batch_size=16,
+        train_split=None,
+        verbose=0,
+    )
+    AdversarialNeuralNetClassifier(penalty=Spy(tau=1.0), **common).fit(X, y)
+    clean = [c for c in seen["clean"] if c is not None]
+    assert len(clean) == 3  # one per training batch
+    for (xc, _), xa in zip(clean, seen["x"], strict=False):
+        assert not torch.equal(xc, torch.as_tensor(xa))  # the penalty saw clean, the loss adv
+        assert set(np.round(xc.numpy().ravel(), 6)) <= set(np.round(X.ravel(), 6))
+    # and AMRMarginPenalty, on the adversarial points, also trains
+    net = AdversarialNeuralNetClassifier(penalty=AMRMarginPenalty(tau=1.0), **common).fit(X, y)
+    assert net.__dict__.get("_clean_batch") is None

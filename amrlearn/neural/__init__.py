@@ -12,7 +12,9 @@ iterator ``BatchLoader`` with the training-batch augmentation ``random_crop_flip
 ``load_checkpoint``, which loads a trained module from the files people save.
 
 A regularizer is a part: a :class:`Penalty` (``AMRMarginPenalty``,
-``OrthogonalityPenalty``, ``DeepDefensePenalty``, ``MMRPenalty``) given as ``penalty=`` to
+``OrthogonalityPenalty``, ``DeepDefensePenalty``, ``MMRPenalty``; beyond the paper, the
+margin-distribution penalties ``SoftMinMarginPenalty``, ``MarginSpreadPenalty``,
+``InputMarginPenalty`` and ``CleanMarginPenalty``) given as ``penalty=`` to
 ``RegularizedNeuralNetClassifier`` or to any of the nets above; the AMR, Deep Defense and
 MMR nets are that net with their penalties set from their parameters.
 """
@@ -25,6 +27,12 @@ from ._checkpoint import CheckpointError, load_checkpoint
 from ._data import BatchLoader, random_crop_flip
 from ._ddpenalty import DeepDefensePenalty
 from ._deepdefense import DeepDefenseNeuralNetClassifier
+from ._distribution import (
+    CleanMarginPenalty,
+    InputMarginPenalty,
+    MarginSpreadPenalty,
+    SoftMinMarginPenalty,
+)
 from ._mmr import MMRNeuralNetClassifier
 from ._net import AdversarialNeuralNetClassifier, AMRNeuralNetClassifier
 from ._penalties import feature_margin, orthogonality_penalty
@@ -38,15 +46,19 @@ __all__ = [
     "AdversarialNeuralNetClassifier",
     "BatchLoader",
     "CheckpointError",
+    "CleanMarginPenalty",
     "DeepDefenseNeuralNetClassifier",
     "DeepDefensePenalty",
     "GloRoNeuralNetClassifier",
+    "InputMarginPenalty",
     "MMRNeuralNetClassifier",
     "MMRPenalty",
+    "MarginSpreadPenalty",
     "MarginTracker",
     "OrthogonalityPenalty",
     "Penalty",
     "RegularizedNeuralNetClassifier",
+    "SoftMinMarginPenalty",
     "feature_margin",
     "gloro_logits",
     "load_checkpoint",

@@ -405,4 +405,9 @@ class AdversarialNeuralNetClassifier(RegularizedNeuralNetClassifier):
         with eval_mode(module):
             x_adv = self.attack_.run(logit_fn, x, y).detach()
         module.zero_grad(set_to_none=True)
-        return super().train_step((x_adv, y), **fit_params)
+        # The clean batch, for penalties that read it (CleanMarginPenalty).
+        self._clean_batch = (x, y)
+        try:
+            return super().train_step((x_adv, y), **fit_params)
+        finally:
+            self._clean_batch = None
