@@ -25,17 +25,25 @@ A record holds everything that sets a method apart: its estimator, its hyperpara
 (the record's ``defaults`` overridden by the configuration's entry ``key``: ``"adv"``,
 ``"dd"``, ``"mmr"``, ``"certified"``, ``"gloro"``, merged once per cell), its epochs, the
 training settings it changes, how its net is built, and its cost per training step for
-the time estimates. A new method is one record in :data:`METHODS`.
+the time estimates. A new method is one record: in :data:`METHODS` here, or, beyond the paper, in
+:mod:`._beyond`.
 """
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
 
-from .._paper import ADV_EPS, ADV_STEP_SIZE, ADV_STEPS, TAU
+from .._paper import ADV_EPS, ADV_STEP_SIZE, ADV_STEPS
+from ._beyond import BEYOND_METHODS, CERTIFIED_DEFAULTS, GLORO_DEFAULTS
 from ._callbacks import finetune_rule, optimizer_schedule
+from ._method import (
+    AMR_NET,
+    Method,
+    MethodInputs,
+    _base_epochs,
+    objective15,
+    per_dataset,
+    per_model,
+    regularized_step_cost,
+)
 
 __all__ = [
     "CERTIFIED_DEFAULTS",
@@ -49,29 +57,6 @@ __all__ = [
     "per_dataset",
     "per_model",
 ]
-
-#: Certified AMR: lambda, tau in input units (about the largest radius to certify), the
-#: Lipschitz constant in training (``"power"``: one power step per step) and beta
-#: (``None``: the configuration's). Tried on small MNIST runs only (10k-20k images, 5-15
-#: epochs): on the MLP this lambda gives AMR's certified margins; on the CNN (5k images,
-#: 3 epochs) it barely moves them at beta 1e-3, lam 3 with beta 3e-2 gave 18x those of
-#: 2 epochs of standard training, and lam 3 at beta 1e-3 or lam 10 collapsed the net to
-#: one class.
-CERTIFIED_DEFAULTS = {
-    "lam": 0.3,
-    "beta": None,
-    "tau": {"mnist": 2.0, "cifar10": 0.5},
-    "lipschitz": "power",
-}
-
-#: GloRo: the radius trained for (Leino et al.: MNIST at 1.58, CIFAR-10 at 36/255),
-#: raised linearly over the first ``warmup_fraction`` of the epochs (their schedule),
-#: and the Lipschitz constant in training.
-GLORO_DEFAULTS = {
-    "eps": {"mnist": 1.58, "cifar10": 36 / 255},
-    "warmup_fraction": 0.5,
-    "lipschitz": "power",
-}
 
 #: Deep Defense, the authors' LeNet/MNIST settings (their code's defaults; none were
 #: retrieved for the CIFAR-10 ConvNet): the regularizer, and ``epochs`` of fine-tuning
@@ -127,173 +112,6 @@ _AUTO_STEP_PATH = 2.5
 #: does within the noise (0.8-1.2x): the default 1.
 _DD_STEP_COST = 33.0
 _MMR_STEP_COST = 673.0
-
-
-def per_model(value, model):
-    """``value[model]`` (else ``value["default"]``) where ``value`` is keyed by model name;
-    ``value`` itself otherwise.
-
-    Every training and measuring setting of a configuration (``lr``, ``batch_size``,
-    ``epochs``, ``pgd``, ``margin``, ``track``) may be given per model this way: the quick
-    modes give the cheap MLP a larger budget than the CNN.
-
-    Examples
-    --------
-    >>> from amrlearn.experiments._recipe import per_model
-    >>> per_model({"MLP": 40, "default": 10}, "CNN"), per_model(0.05, "CNN")
-    (10, 0.05)
-    >>> per_model({"steps": 20}, "MLP")
-    {'steps': 20}
-    """
-    if isinstance(value, dict) and (model in value or "default" in value):
-        return value.get(model, value.get("default"))
-    return value
-
-
-def per_dataset(value, dataset):
-    """``value[dataset]`` where ``value`` is a dict, else ``value``."""
-    return value[dataset] if isinstance(value, dict) else value
-
-
-@dataclass(frozen=True)
-class MethodInputs:
-    """What the rules of a :class:`Method` read for one cell.
-
-    Attributes
-    ----------
-    dataset : str or None
-        ``None`` where only the epochs are asked for (:func:`~._recipe.n_epochs`).
-    model : str
-    config : dict
-        The experiment's configuration.
-    settings : mapping
-        The method's ``defaults`` overridden by ``config[key]`` (empty without a ``key``).
-    """
-
-    dataset: str
-    model: str
-    config: Mapping
-    settings: Mapping
-
-    @property
-    def base_epochs(self):
-        """The configuration's epochs of the model: those of standard training."""
-        return int(per_model(self.config["epochs"], self.model))
-
-
-def _base_epochs(c):
-    return c.base_epochs
-
-
-def _none(c):
-    return 0
-
-
-def _no_change(c):
-    return {}
-
-
-def _one_step(params, batch_size):
-    return 1.0
-
-
-def _build(cls, plan, common):
-    return cls(**common, **plan.params)
-
-
-def regularized_step_cost(full):
-    """The cost rule of a regularizer on ``reg_batch_size`` samples of each batch:
-    ``1 + full * min(reg_batch_size, batch_size) / batch_size`` standard steps, where
-    ``full`` is the extra cost of regularizing every sample.
-
-    Examples
-    --------
-    >>> from amrlearn.experiments._methods import regularized_step_cost
-    >>> cost = regularized_step_cost(40.0)
-    >>> cost({"reg_batch_size": 4}, 32), cost({"reg_batch_size": None}, 32)
-    (6.0, 41.0)
-    """
-
-    def cost(params, batch_size):
-        reg = params.get("reg_batch_size") or batch_size
-        return 1.0 + full * min(reg, batch_size) / batch_size
-
-    return cost
-
-
-@dataclass(frozen=True)
-class Method:
-    """One method of the experiments: its net, hyperparameters, epochs and cost.
-
-    Every rule is a function of the cell's :class:`MethodInputs` (``c``) unless said.
-
-    Attributes
-    ----------
-    name : str
-        The method's name in the configurations and in ``results.json``.
-    estimator : str
-        The class of :mod:`amrlearn.neural` that trains it.
-    params : callable
-        ``params(c) -> dict``: the estimator's hyperparameters (stored as a cell's
-        ``"params"``).
-    key : str or None
-        The configuration's entry that overrides ``defaults`` (e.g. ``"dd"``).
-    defaults : mapping or None
-        The method's settings when the configuration does not give them.
-    epochs : callable
-        ``epochs(c) -> int``: the cell's epochs (default: the configuration's).
-    plain_epochs : callable
-        ``plain_epochs(c) -> int``: how many of the first epochs train as standard
-        training, at its cost (Deep Defense's pretraining; default 0).
-    training : callable
-        ``training(c) -> dict``: the training settings that the method changes
-        (``optimizer``, ``lr``, ``batch_size``, ``momentum``, ``nesterov``, ``augment``).
-    build : callable
-        ``build(cls, plan, common) -> net``: the unfitted net from the estimator class, the
-        cell's plan and the arguments that every net shares (default:
-        ``cls(**common, **plan.params)``).
-    step_cost : callable
-        ``step_cost(params, batch_size) -> float``: one training step in standard
-        training steps of that batch size (the time estimates; default 1).
-    """
-
-    name: str
-    estimator: str
-    params: Callable[[MethodInputs], dict]
-    key: str | None = None
-    defaults: Mapping[str, Any] | None = None
-    epochs: Callable[[MethodInputs], int] = _base_epochs
-    plain_epochs: Callable[[MethodInputs], int] = _none
-    training: Callable[[MethodInputs], dict] = _no_change
-    build: Callable = _build
-    step_cost: Callable[[Mapping, int], float] = _one_step
-
-    def inputs(self, dataset, model, config):
-        """The :class:`MethodInputs` of a cell: the defaults merged with the configuration
-        once."""
-        settings = {**(self.defaults or {}), **((config.get(self.key) or {}) if self.key else {})}
-        return MethodInputs(dataset, model, config, MappingProxyType(settings))
-
-
-def _objective15(lam, beta):
-    """The parameters of objective (15) at ``lam`` and ``beta`` (``None``: the
-    configuration's), with the configuration's tau and orthogonality schedule."""
-
-    def params(c):
-        config = c.config
-        tau = config.get("tau", {}).get(f"{c.dataset}/{c.model}", TAU[(c.dataset, c.model)])
-        out = {
-            "lam": float(config["lam"] if lam is None else lam),
-            "beta": float(config["beta"] if beta is None else beta),
-            "tau": float(tau),
-        }
-        if config.get("ortho_every") is not None:
-            # The orthogonality penalty's schedule; absent: the estimator's default (lazy).
-            # ``1`` is the exact every-step penalty of objective (15).
-            out["ortho_every"] = int(config["ortho_every"])
-        return out
-
-    return params
 
 
 def _adv_params(c):
@@ -362,36 +180,14 @@ def _build_mmr(cls, plan, common):
     )
 
 
-def _certified_params(c):
-    s = c.settings
-    return {
-        "lam": float(s["lam"]),
-        "beta": float(c.config["beta"] if s["beta"] is None else s["beta"]),
-        "tau": float(per_dataset(s["tau"], c.dataset)),
-        "margin": "certified",
-        "lipschitz": s["lipschitz"],
-    }
-
-
-def _gloro_params(c):
-    s = c.settings
-    return {
-        "eps": float(per_dataset(s["eps"], c.dataset)),
-        "warmup_epochs": math.ceil(s["warmup_fraction"] * c.base_epochs),
-        "lipschitz": s["lipschitz"],
-    }
-
-
-_AMR = "AMRNeuralNetClassifier"
-
 #: Every method of the experiments, by name.
 METHODS = {
     m.name: m
     for m in (
-        Method("Std", _AMR, _objective15(0.0, 0.0)),
-        Method("LCR", _AMR, _objective15(0.0, None)),
-        Method("AMR (beta=0)", _AMR, _objective15(None, 0.0)),
-        Method("AMR", _AMR, _objective15(None, None)),
+        Method("Std", AMR_NET, objective15(0.0, 0.0)),
+        Method("LCR", AMR_NET, objective15(0.0, None)),
+        Method("AMR (beta=0)", AMR_NET, objective15(None, 0.0)),
+        Method("AMR", AMR_NET, objective15(None, None)),
         Method(
             "Adv",
             "AdversarialNeuralNetClassifier",
@@ -423,20 +219,7 @@ METHODS = {
             build=_build_mmr,
             step_cost=regularized_step_cost(_MMR_STEP_COST),
         ),
-        Method(
-            "certified AMR",
-            _AMR,
-            _certified_params,
-            key="certified",
-            defaults=CERTIFIED_DEFAULTS,
-        ),
-        Method(
-            "GloRo",
-            "GloRoNeuralNetClassifier",
-            _gloro_params,
-            key="gloro",
-            defaults=GLORO_DEFAULTS,
-        ),
+        *BEYOND_METHODS,
     )
 }
 

@@ -112,6 +112,10 @@ class CellPlan:
         The budget of the margins over epochs, when the cell tracks them.
     track_epochs : tuple of int
         The epochs at which the margins are tracked.
+    distance : dict (read-only) or None
+        The minimum-norm distances' budget (``n_points``, ``steps``): the mean and median
+        distance to the boundary (:func:`~amrlearn.metrics.robustness_curve`); ``None``:
+        none.
     """
 
     dataset: str
@@ -137,6 +141,7 @@ class CellPlan:
     margin: ReadOnlyDict | None
     track: ReadOnlyDict | None
     track_epochs: tuple
+    distance: ReadOnlyDict | None = None
 
     @property
     def cell(self):
@@ -247,6 +252,7 @@ def plan_cell(dataset, model, method, config):
         margin=_frozen(per_model(config.get("margin"), model)),
         track=_frozen(per_model(config.get("track"), model)),
         track_epochs=tuple(track_epochs(config, model, epochs)),
+        distance=_frozen(per_model(config.get("distance"), model)),
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 __all__ = ["EXPERIMENTS", "experiment_datasets", "experiment_modes", "run_experiment"]
 
 #: The experiments of ``amrlearn reproduce``: modules of :mod:`amrlearn.experiments`.
-EXPERIMENTS = ("figure1", "table1", "table2", "figures")
+EXPERIMENTS = ("figure1", "table1", "table2", "figures", "frontier")
 
 
 def experiment_modes(name):

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._callbacks import epoch_bar, history, penalty_recorder
+from ._callbacks import cpu_recorder, epoch_bar, history, penalty_recorder
 from ._common import DATASET_NAMES, ResultStore, cell_key
 from ._estimate import announce_full_run, estimate_seconds, plan_seconds
 from ._recipe import bound_params, make_net, plan_cell
@@ -170,6 +170,33 @@ def _verified_accuracy(net, X, y, eps, device):
     return [100.0 * float(np.mean(cert > e)) for e in eps]
 
 
+def _distances(net, plan, X, y, device):
+    """MMA's measure: the mean and median distance to the boundary over test points, from
+    the minimum-norm ensemble (0 for a misclassified point)."""
+    from ..metrics import robustness_curve
+
+    Xd, yd = _fixed_points(X, y, plan.distance["n_points"], plan.seed)
+    curve = robustness_curve(
+        net,
+        Xd,
+        yd,
+        lower=False,
+        certified=False,
+        attack_steps=plan.distance.get("steps", 100),
+        random_state=plan.seed,
+        device=device,
+        verbose=plan.verbose,
+    )
+    dist = np.maximum(curve.upper, 0.0)
+    found = np.isfinite(dist)  # the ensemble found no adversarial point: left out, counted
+    return {
+        "mean_distance": float(np.mean(dist[found])) if found.any() else None,
+        "median_distance": float(np.median(dist[found])) if found.any() else None,
+        "n_distance_points": int(len(yd)),
+        "n_distance_unbroken": int((~found).sum()),
+    }
+
+
 def _measure(net, plan, data, device):
     """Clean and l2 PGD robust accuracy, and Theorem 3's margins, of a fitted net."""
     from ..attacks import robust_accuracy
@@ -207,6 +234,8 @@ def _measure(net, plan, data, device):
             certified=_verified_accuracy(net, Xp, yp, eps, device),
             n_pgd_points=int(len(yp)),
         )
+    if plan.distance:
+        result.update(_distances(net, plan, X, y, device))
     if plan.margin:
         Xm, ym = _fixed_points(X, y, plan.margin["n_points"], plan.seed)
         budget = bound_params(plan.margin, plan.seed, device)
@@ -252,6 +281,7 @@ def train_cell(dataset, model, method, data, config, *, desc="", track=False, pl
     device = resolve_device(plan.device)
     deterministic = device.type == "cpu"
     callbacks = [
+        ("epoch_cpu", cpu_recorder()),
         ("progress", epoch_bar(desc, plan.epochs, plan.verbose)),
         ("ortho_penalty", penalty_recorder()),
     ]

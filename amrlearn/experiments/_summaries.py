@@ -103,8 +103,8 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
     ----------
     results : dict
         What :func:`~._runner.run_cells` returned.
-    table : {"table1", "table2"}
-        Which of the paper's tables to compare with.
+    table : {"table1", "table2"} or None
+        Which of the paper's tables to compare with; ``None``: none (our numbers alone).
     rows : list of (dataset, model, method)
         In display order.
     avg_margin : bool
@@ -118,10 +118,14 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
         head = ["dataset", "model", "method", "clean"] + [f"eps={e:g}" for e in eps]
         if avg_margin:
             head.append("avg margin")
+        legend = (
+            "ours (paper, ours − paper); robust accuracy: auto / pgd (paper, auto − paper)"
+            if table
+            else "robust accuracy: auto / pgd"
+        )
         lines += [
             "",
-            f"**{DATASET_NAMES[dataset]}** (accuracies in %; each cell: ours "
-            "(paper, ours − paper); robust accuracy: auto / pgd (paper, auto − paper), "
+            f"**{DATASET_NAMES[dataset]}** (accuracies in %; each cell: {legend}, "
             "auto = the strong evaluation, pgd = the paper's attack, cross-entropy PGD)",
             "",
             _row(head),
@@ -131,7 +135,7 @@ def markdown_table(results, table, rows, *, avg_margin=True, not_implemented=())
             if ds != dataset:
                 continue
             key = cell_key(ds, model, method)
-            ref = paper_row(table, ds, model, method)
+            ref = paper_row(table, ds, model, method) if table else None
             prefix = [DATASET_NAMES[ds], model, method]
             if method in not_implemented:
                 values = [f"not yet implemented (paper {ref['clean']:.2f})"]
