@@ -31,6 +31,7 @@ LIPSCHITZ_RTOL = 1e-6
 _PARAMS = {
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "conv_bound": [StrOptions({"eig", "gram"})],
+    "method": [StrOptions({"global", "crown"})],
 }
 
 
@@ -238,7 +239,15 @@ def _affine_lipschitz(fn, X_t):
 
 
 def certified_margins(
-    model, X, y=None, *, conv_bound="eig", batch_size=256, device=None, return_lipschitz=False
+    model,
+    X,
+    y=None,
+    *,
+    conv_bound="eig",
+    batch_size=256,
+    device=None,
+    return_lipschitz=False,
+    method="global",
 ):
     """Signed certified l2 margins: provable lower bounds on the distance to the boundary.
 
@@ -330,7 +339,7 @@ def certified_margins(
 
     validate_parameter_constraints(
         _PARAMS,
-        {"batch_size": batch_size, "conv_bound": conv_bound},
+        {"batch_size": batch_size, "conv_bound": conv_bound, "method": method},
         caller_name="certified_margins",
     )
     fn = as_logit_fn(model, device)
@@ -349,6 +358,11 @@ def certified_margins(
             factors, feature, pairwise, logit = _lipschitz(chain, conv_bound, False, 0)
             pred = logits.argmax(1).numpy()
             radius = _radii(logits.numpy(), pred, rel, pairwise, fn.dtype)
+            if method == "crown":
+                from ._local import crown_radii
+
+                slack = _slack(logits.numpy(), rel, fn.dtype)
+                radius = crown_radii(chain, X_t, pred, slack, radius, batch_size)
             lip = {"factors": factors, "feature": feature, "pairwise": pairwise, "logit": logit}
     y_pred = fn.index_label(pred)
     sign = np.ones(n) if y is None else np.where(y_pred == as_labels(y, n), 1.0, -1.0)
@@ -356,14 +370,20 @@ def certified_margins(
     return (margins, lip) if return_lipschitz else margins
 
 
-def _radii(logits, pred, rel, pairwise, dtype):
-    """``min_{k != pred} max(gap_k - slack, 0) / L_{pred,k}`` per sample (float64), with
-    ``slack = (4 rel + 8 eps) (1 + max_k |f_k|)`` for the rounding of the model's logits."""
+def _slack(logits, rel, dtype):
+    """``(4 rel + 8 eps) (1 + max_k |f_k|)`` per sample: how much the rounding of the
+    model's logits may move a gap; a certified gap must exceed it."""
     import torch
 
-    rows = np.arange(len(pred))
     eps = float(torch.finfo(dtype).eps)
-    slack = (4.0 * rel + 8.0 * eps) * (1.0 + np.abs(logits).max(axis=1))
+    return (4.0 * rel + 8.0 * eps) * (1.0 + np.abs(logits).max(axis=1))
+
+
+def _radii(logits, pred, rel, pairwise, dtype):
+    """``min_{k != pred} max(gap_k - slack, 0) / L_{pred,k}`` per sample (float64), with
+    :func:`_slack` for the rounding of the model's logits."""
+    rows = np.arange(len(pred))
+    slack = _slack(logits, rel, dtype)
     gaps = np.maximum(logits[rows, pred][:, None] - logits - slack[:, None], 0.0)
     L = pairwise[pred]
     with np.errstate(divide="ignore", invalid="ignore"):
