@@ -164,29 +164,28 @@ class _Propagator:
         """
         b, s = A.shape[:2]
         const = torch.zeros(b, s, dtype=torch.float64)
-        A = A.reshape(b * s, *A.shape[2:])
         for i in reversed(range(stop)):
             op = self.ops[i]
             if op.kind == "affine":
                 const = const + (A * self.bias[i]).reshape(b, s, -1).sum(2)
-                A = self.adj[i](A)
+                A = self.adj[i](A.reshape(b * s, *A.shape[2:]))
+                A = A.reshape(b, s, *A.shape[1:])
                 continue
-            lo, up = (t.repeat_interleave(s, 0) for t in bounds[i])
             pos, neg = A.clamp(min=0), A.clamp(max=0)
-            if op.kind == "relu":
-                a_l, b_l, a_u, b_u = relu_relaxation(lo, up)
+            if op.kind == "relu":  # the relaxation once per sample, broadcast over rows
+                a_l, b_l, a_u, b_u = (t[:, None] for t in relu_relaxation(*bounds[i]))
                 const = const + (pos * b_l + neg * b_u).reshape(b, s, -1).sum(2)
                 A = pos * a_l + neg * a_u
             else:
-                select, decided, top = self.pools[i].relax(*bounds[i])
-                select, decided, top = (t.repeat_interleave(s, 0) for t in (select, decided, top))
-                pos, neg = pos.flatten(2), neg.flatten(2)
+                select, decided, top = (t[:, None] for t in self.pools[i].relax(*bounds[i]))
+                pos, neg = pos.flatten(3), neg.flatten(3)
                 const = const + (neg * (~decided) * top).reshape(b, s, -1).sum(2)
                 coef = pos + neg * decided
-                A = torch.zeros(b * s, coef.shape[1], math.prod(self.shapes[i][-2:]),
-                                dtype=torch.float64).scatter_add_(2, select, coef)  # fmt: skip
-                A = A.reshape(b * s, *self.shapes[i])
-        return A.reshape(b, s, *A.shape[1:]), const
+                A = torch.zeros(b, s, coef.shape[2], math.prod(self.shapes[i][-2:]),
+                                dtype=torch.float64)  # fmt: skip
+                A = A.scatter_add_(3, select.expand(-1, s, -1, -1), coef)
+                A = A.reshape(b, s, *self.shapes[i])
+        return A, const
 
     def lower(self, A, stop, bounds, x0, r):
         """``min`` of ``A . z_stop`` over the ball of radius ``r`` (per sample) around
