@@ -72,6 +72,11 @@ def _abs_linear(op, x):
     raise NotCertifiableError(f"{op.name}: no interval bound for {type(op).__name__}.")
 
 
+def _widen(lower, upper, rtol=1e-10):
+    """A box enlarged by far more than the float64 rounding of its computation."""
+    return lower - rtol * (1 + lower.abs()), upper + rtol * (1 + upper.abs())
+
+
 class _Pool:
     """The windows of a max pooling layer on a ``(c, h, w)`` input: ``index`` of shape
     ``(k, L)``, the flat input position of each of the ``k`` entries of each of the ``L``
@@ -205,14 +210,14 @@ class _Propagator:
             for op in self.ops[: self.first]:
                 z = op(z)
         rad = r.reshape(-1, *[1] * (z.dim() - 1)) * self.row_norms
-        out[self.first] = (z - rad, z + rad)
+        out[self.first] = _widen(z - rad, z + rad)
         for j, i in enumerate(self.nonlinear[1:], 1):
             p = self.nonlinear[j - 1]
             n = math.prod(self.shapes[i])
             if n <= CROWN_NEURONS and i > p + 1:
-                out[i] = self._crown_box(x0, r, i, out)
+                out[i] = _widen(*self._crown_box(x0, r, i, out))
             else:
-                out[i] = self._interval_box(p, i, out[p])
+                out[i] = _widen(*self._interval_box(p, i, out[p]))
         return out
 
     def _interval_box(self, p, i, box):
