@@ -5,7 +5,8 @@ samples with ``m_i`` the signed margin of eq. (14), is computed two ways from th
 logits and last-layer weight:
 
 * fused: :func:`amrlearn.neural._penalties.amr_margin_loss`, one
-  ``torch.autograd.Function`` with a hand-written backward (Gram-form distances);
+  ``torch.autograd.Function`` whose forward is the torch form below, run without
+  autograd, and whose backward is written by hand;
 * autograd: :func:`amrlearn._math._margin.signed_margins_torch` on
   :func:`~amrlearn._math._margin.pair_distances_torch`, then
   :func:`~amrlearn.neural._penalties.amr_margin_term`, differentiated by autograd.

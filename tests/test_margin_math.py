@@ -129,44 +129,80 @@ def test_torch_form_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(margins, (phi, Wt, bt))
 
 
+def _equal_rows_problem(dtype, seed, equal_rows):
+    """Features, weights, biases, labels, and the columns that make the logits.
+
+    With ``equal_rows``: ``w_1 = w_2`` and ``b_1 = b_2`` (the logit gap is exactly 0:
+    ``+inf`` by the equal-rows rule, left out of the minimum), ``w_3 = w_7`` with
+    ``b_3 < b_7`` (class 3 wins nowhere: ``-inf``); the logits' column 2 is column 1, so
+    that the gap is 0 to the bit. The first ten samples lie far along ``w_1`` with label 1,
+    so that class 1 wins there with class 2 its exact tie (excluded from the minimum).
+    """
+    g = torch.Generator().manual_seed(seed)
+    phi = torch.randn(128, 16, generator=g, dtype=dtype)
+    W = torch.randn(10, 16, generator=g, dtype=dtype)
+    b = torch.randn(10, generator=g, dtype=dtype)
+    y = torch.randint(0, 10, (128,), generator=g)
+    cols = list(range(10))
+    if equal_rows:
+        W[2], b[2], cols[2] = W[1], b[1], 1
+        W[7], b[7] = W[3], b[3] + 1.0
+        phi[:10] += 8 * W[1]
+        y[:30] = torch.tensor([1] * 10 + [2, 3, 7, 3, 7] * 4)
+        # no label 2 where the tie 1 = 2 is on top (the subgradient there is documented
+        # to differ)
+        top = (phi @ W.T + b).argmax(1)
+        y[(y == 2) & ((top == 1) | (top == 2))] = 0
+        assert (y == 2).any()
+    return phi, W, b, y, cols
+
+
+@pytest.mark.parametrize("equal_rows", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_torch_form_equals_the_feature_margin_of_the_nets(dtype, normalize):
+def test_torch_form_equals_the_feature_margin_of_the_nets(dtype, normalize, equal_rows):
     from amrlearn.neural._penalties import feature_margin
 
-    g = torch.Generator().manual_seed(0)
-    phi = torch.randn(64, 20, generator=g, dtype=dtype)
-    W, b = torch.randn(10, 20, generator=g, dtype=dtype), torch.randn(10, generator=g, dtype=dtype)
-    y = torch.randint(0, 10, (64,), generator=g)
+    phi, W, b, y, _ = _equal_rows_problem(dtype, 0, equal_rows)
     dist = pair_distances_torch(W) if normalize else None
     for ref in (y, None):
         expected = feature_margin(phi, W, b, ref, normalize=normalize)
         ref = (phi @ W.T + b).argmax(1) if ref is None else ref
         got = signed_margins_torch(phi @ W.T + b, dist, ref)[0]
         assert torch.equal(got, expected)
+    if equal_rows and normalize:  # the rule of the module docstring, not a clamp
+        m = feature_margin(phi, W, b, y)
+        assert torch.isinf(m[y == 3]).all() and (m[y == 3] < 0).all()
 
 
-def test_autograd_through_torch_form_equals_the_fused_margin_loss():
+@pytest.mark.parametrize("equal_rows", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_autograd_through_torch_form_equals_the_fused_margin_loss(dtype, normalize, equal_rows):
+    """Value and gradients (features, weights, biases) of the fused term and of autograd
+    through the torch form agree, equal weight rows included."""
     from amrlearn.neural._penalties import amr_margin_loss, amr_margin_term
 
-    g = torch.Generator().manual_seed(1)
-    phi = torch.randn(128, 16, generator=g, dtype=torch.float64)
-    W0 = torch.randn(10, 16, generator=g, dtype=torch.float64)
-    b = torch.randn(10, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 10, (128,), generator=g)
-    grads = []
+    phi0, W0, b0, y, cols = _equal_rows_problem(dtype, 1, equal_rows)
+    results = []
     for fused in (True, False):
-        W = W0.clone().requires_grad_(True)
-        logits = phi @ W.T + b
+        phi, W, b = (t.clone().requires_grad_(True) for t in (phi0, W0, b0))
+        logits = (phi @ W.T + b)[:, cols]
         if fused:
-            term = amr_margin_loss(logits, W, y, 0.5)
+            term = amr_margin_loss(logits, W, y, 0.5, normalize=normalize)
         else:
-            m = signed_margins_torch(logits, pair_distances_torch(W), y)[0]
+            dist = pair_distances_torch(W) if normalize else None
+            m = signed_margins_torch(logits, dist, y)[0]
             term = amr_margin_term(m, logits.argmax(1) == y, 0.5)
-        term.backward()
-        grads.append((term.detach(), W.grad))
-    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=0)
-    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-14)
+        results.append((term.detach(), *torch.autograd.grad(term, (phi, W, b))))
+    if equal_rows and normalize:  # class 1 wins with a finite margin; class 3 nowhere
+        m = signed_margins_torch((phi0 @ W0.T + b0)[:, cols], pair_distances_torch(W0), y)[0]
+        assert (m[:10] > 0).all() and torch.isfinite(m[:10]).all()
+        assert (m[y == 3] == -float("inf")).all()
+    tol = {torch.float64: (1e-12, 1e-14), torch.float32: (1e-5, 1e-7)}[dtype]
+    for got, expected in zip(*results):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, expected, rtol=tol[0], atol=tol[1])
 
 
 def test_pure_maths_imports_only_numpy_torch_scipy_and_utils():

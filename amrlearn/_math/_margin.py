@@ -168,13 +168,12 @@ def signed_margins_torch(logits, dist, ref):
     import torch
 
     ref = ref.long()
-    gaps = logits.gather(1, ref[:, None]) - logits  # f_c - f_k
+    ref1 = ref[:, None]
+    gaps = logits.gather(1, ref1) - logits  # f_c - f_k
     if dist is not None:
-        d = dist[ref]
+        d = dist.index_select(0, ref)
         pos = d > 0
-        inf = torch.full_like(gaps, float("inf"))
         ratio = gaps / torch.where(pos, d, 1.0)  # safe denominator: finite gradient
-        gaps = torch.where(pos, ratio, inf.masked_fill(gaps < 0, float("-inf")))
-    own = torch.nn.functional.one_hot(ref, logits.shape[1]).bool()
-    margins, k = gaps.masked_fill(own, float("inf")).min(dim=1)
+        gaps = torch.where(pos, ratio, torch.where(gaps < 0, float("-inf"), float("inf")))
+    margins, k = gaps.scatter(1, ref1, float("inf")).min(dim=1)  # k != c
     return margins, k

@@ -144,6 +144,11 @@ def environment(device="cpu"):
 #: resumes, and a results file records no path of the machine that made it.
 RUN_ONLY_KEYS = ("verbose", "n_jobs", "data_home")
 
+# The run's settings that every deep-model experiment's configuration ends with, and the
+# whole data sets of full mode.
+RUN_DEFAULTS = {"device": "cpu", "seed": 0, "data_home": None}
+ALL_DATA = {"n_train": None, "n_test": None}
+
 
 def _what_is_computed(config):
     return {k: v for k, v in (config or {}).items() if k not in RUN_ONLY_KEYS}

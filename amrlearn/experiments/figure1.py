@@ -272,20 +272,11 @@ def plot(results, out_dir):
             hlines={"SVM min": svm[split]["min_margin"]},
             title=f"margins on {split} ({cells['data']['name']})",
         )
-        ax.axhline(
-            amr[split]["avg_margin"],
-            ls="-.",
-            color="tab:green",
-            lw=1,
-            label=f"AMR avg (lam={amr['lam']:g})",
-        )
-        ax.axhline(
-            sphere[split]["avg_margin"],
-            ls=":",
-            color="tab:olive",
-            lw=1,
-            label="sphere only avg (lam=0)",
-        )
+        for run, ls, color, label in (
+            (amr, "-.", "tab:green", f"AMR avg (lam={amr['lam']:g})"),
+            (sphere, ":", "tab:olive", "sphere only avg (lam=0)"),
+        ):
+            ax.axhline(run[split]["avg_margin"], ls=ls, color=color, lw=1, label=label)
         ax.legend(fontsize="small")
     fig.tight_layout()
     paths.append(out_dir / "margin_path.png")

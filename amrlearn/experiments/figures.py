@@ -24,7 +24,7 @@ from .._paper import (
     N_POINTS,
     TRACK_EPOCHS,
 )
-from ._common import DATASET_NAMES, cell_key, check_datasets
+from ._common import ALL_DATA, DATASET_NAMES, RUN_DEFAULTS, cell_key, check_datasets
 from ._runner import grid_cells, run_cells
 from ._summaries import claim_block, status_lines, tradeoff_verdicts, verdict_line
 
@@ -68,15 +68,12 @@ def default_config(mode="quick", datasets=None):
         **APPENDIX_F,
         "pgd": None,
         "margin": None,
-        "device": "cpu",
-        "seed": 0,
-        "data_home": None,
+        **RUN_DEFAULTS,
     }
     if mode == "full":
         return {
             **common,
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": {"LR": LR_EPOCHS, "MLP": EPOCHS, "CNN": EPOCHS},
             # Appendix F: every epoch for LR (whose bound is exact with one sample);
             # these epochs for the others; 500 points, r = 5, 50 x 1024 samples.

@@ -23,7 +23,7 @@ from .._paper import (
     PGD_STEPS,
     TRACK_EPOCHS,
 )
-from ._common import cell_key, check_datasets
+from ._common import ALL_DATA, RUN_DEFAULTS, cell_key, check_datasets
 from ._paper import EPS_GRIDS
 from ._runner import grid_cells, run_cells
 from ._summaries import (
@@ -100,15 +100,12 @@ def default_config(mode="quick", datasets=None):
         # that gradient masking cannot pass for robustness.
         "pgd_loss": ["pgd", "auto"],
         "eps": {k: list(EPS_GRIDS[k]) for k in keys},
-        "device": "cpu",
-        "seed": 0,
-        "data_home": None,
+        **RUN_DEFAULTS,
     }
     if mode == "full":
         return {
             **common,
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": EPOCHS,
             # The whole MNIST / CIFAR-10 test set.
             "pgd": {
@@ -178,8 +175,7 @@ def _medium_config(common, datasets):
         "datasets": list(datasets),
         "lr": {"MLP": 0.05, "CNN": 0.02},
         "batch_size": 128,
-        "n_train": None,
-        "n_test": None,
+        **ALL_DATA,
         "epochs": {"MLP": 30, "CNN": 15},
         # Path length steps * step_size: 10 (MLP) and 5 = 2.5 x the largest eps (CNN).
         "pgd": {

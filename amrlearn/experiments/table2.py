@@ -19,7 +19,7 @@ from .._paper import (
     TAU,
     TRAIN_TIME_RATIO,
 )
-from ._common import cell_key
+from ._common import ALL_DATA, RUN_DEFAULTS, cell_key
 from ._paper import EPS
 from ._runner import run_cells
 from ._summaries import (
@@ -82,15 +82,12 @@ def default_config(mode="quick"):
         # Appendix F: random crop and flip for LeNetSmall on CIFAR-10 only.
         "augment": {"cifar10/LeNetSmall": True},
         "margin": None,
-        "device": "cpu",
-        "seed": 0,
-        "data_home": None,
+        **RUN_DEFAULTS,
     }
     if mode == "full":
         return {
             **common,
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": EPOCHS,
             "adv": {"steps": ADV_STEPS, "step_size": ADV_STEP_SIZE},
             # DD fine-tunes the Std model, MMR trains from scratch: their authors' settings

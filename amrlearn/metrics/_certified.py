@@ -31,6 +31,7 @@ LIPSCHITZ_RTOL = 1e-6
 _PARAMS = {
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "conv_bound": [StrOptions({"eig", "gram"})],
+    "method": [StrOptions({"global", "crown"})],
 }
 
 
@@ -238,7 +239,15 @@ def _affine_lipschitz(fn, X_t):
 
 
 def certified_margins(
-    model, X, y=None, *, conv_bound="eig", batch_size=256, device=None, return_lipschitz=False
+    model,
+    X,
+    y=None,
+    *,
+    conv_bound="eig",
+    batch_size=256,
+    device=None,
+    return_lipschitz=False,
+    method="global",
 ):
     """Signed certified l2 margins: provable lower bounds on the distance to the boundary.
 
@@ -278,6 +287,14 @@ def certified_margins(
         is computed on the CPU, once per call.
     return_lipschitz : bool, default=False
         Also return the :func:`layerwise_lipschitz` dict.
+    method : {"global", "crown"}, default="global"
+        ``"global"``: the Lipschitz certificate above, one bound per net. ``"crown"``:
+        also bound each gap on the ball around the sample by linear bound propagation
+        (CROWN, Zhang et al. 2018; :mod:`amrlearn.metrics._local`) and return the
+        largest radius it certifies, searched from the global radius up (doubling, then
+        bisection; 14 evaluations per sample), so never less than ``"global"``. It costs
+        14 backward passes per sample and logit, more for deep nets (see Notes). Linear
+        models are certified exactly either way.
 
     Returns
     -------
@@ -289,6 +306,11 @@ def certified_margins(
         ever win (``a_y == a_k`` for all ``k``).
     lipschitz : dict
         If ``return_lipschitz``.
+
+    See Also
+    --------
+    layerwise_lipschitz : The bounds behind ``L_yk``, piece by piece.
+    margin_bounds : Theorem 3's estimate and the attack's upper bound.
 
     Notes
     -----
@@ -307,10 +329,22 @@ def certified_margins(
     below the attack's distances: they are what can be *proven*, not an estimate of the
     margin. Linear models are certified exactly.
 
-    See Also
-    --------
-    layerwise_lipschitz : The bounds behind ``L_yk``, piece by piece.
-    margin_bounds : Theorem 3's estimate and the attack's upper bound.
+    ``method="crown"`` encloses each ReLU between two lines (CROWN's adaptive lower
+    slope) and each max pooling between its window's best input and largest upper
+    bound, on boxes of the pre-activations over the ball: exact for the first layer,
+    CROWN for layers of at most 1024 entries, interval arithmetic above. Every gap must
+    exceed the same rounding slack. It pays on small, narrow nets (a median 2.7 to 8.7
+    times the global radius on random nets of 4 or 16 inputs and one or two hidden
+    layers) but not on wide ones, where an l2 ball leaves most ReLUs unstable: on the
+    zoo's MNIST MLP-1024 (3 epochs on 10,000 images, 1,000 test points) it raised the
+    average certified margin by 0.25 % (0.604 to 0.605, also +0.13 % after certified
+    AMR) and left the certified accuracy at eps 0.5/1/1.58/2 unchanged (56.6, 16.3, 1.2,
+    0.1 %), for 14 s of CPU against 0.2 s; on LeNetSmall it costs about 1.4 s per sample.
+
+    References
+    ----------
+    H. Zhang, T.-W. Weng, P.-Y. Chen, C.-J. Hsieh and L. Daniel. Efficient Neural
+    Network Robustness Certification with General Activation Functions. NeurIPS 2018.
 
     Examples
     --------
@@ -326,11 +360,14 @@ def certified_margins(
     >>> _, dist = MinimumNormEnsemble(steps=20, clip=None)(net, X, pred)
     >>> bool(np.all((cert >= 0) & (cert <= dist)))
     True
+    >>> local = certified_margins(net, X, pred, method="crown")  # never below cert
+    >>> bool(np.all((local >= cert) & (local <= dist)))
+    True
     """
 
     validate_parameter_constraints(
         _PARAMS,
-        {"batch_size": batch_size, "conv_bound": conv_bound},
+        {"batch_size": batch_size, "conv_bound": conv_bound, "method": method},
         caller_name="certified_margins",
     )
     fn = as_logit_fn(model, device)
@@ -349,6 +386,11 @@ def certified_margins(
             factors, feature, pairwise, logit = _lipschitz(chain, conv_bound, False, 0)
             pred = logits.argmax(1).numpy()
             radius = _radii(logits.numpy(), pred, rel, pairwise, fn.dtype)
+            if method == "crown":
+                from ._local import crown_radii
+
+                slack = _slack(logits.numpy(), rel, fn.dtype)
+                radius = crown_radii(chain, X_t, pred, slack, radius, batch_size)
             lip = {"factors": factors, "feature": feature, "pairwise": pairwise, "logit": logit}
     y_pred = fn.index_label(pred)
     sign = np.ones(n) if y is None else np.where(y_pred == as_labels(y, n), 1.0, -1.0)
@@ -356,14 +398,20 @@ def certified_margins(
     return (margins, lip) if return_lipschitz else margins
 
 
-def _radii(logits, pred, rel, pairwise, dtype):
-    """``min_{k != pred} max(gap_k - slack, 0) / L_{pred,k}`` per sample (float64), with
-    ``slack = (4 rel + 8 eps) (1 + max_k |f_k|)`` for the rounding of the model's logits."""
+def _slack(logits, rel, dtype):
+    """``(4 rel + 8 eps) (1 + max_k |f_k|)`` per sample: how much the rounding of the
+    model's logits may move a gap; a certified gap must exceed it."""
     import torch
 
-    rows = np.arange(len(pred))
     eps = float(torch.finfo(dtype).eps)
-    slack = (4.0 * rel + 8.0 * eps) * (1.0 + np.abs(logits).max(axis=1))
+    return (4.0 * rel + 8.0 * eps) * (1.0 + np.abs(logits).max(axis=1))
+
+
+def _radii(logits, pred, rel, pairwise, dtype):
+    """``min_{k != pred} max(gap_k - slack, 0) / L_{pred,k}`` per sample (float64), with
+    :func:`_slack` for the rounding of the model's logits."""
+    rows = np.arange(len(pred))
+    slack = _slack(logits, rel, dtype)
     gaps = np.maximum(logits[rows, pred][:, None] - logits - slack[:, None], 0.0)
     L = pairwise[pred]
     with np.errstate(divide="ignore", invalid="ignore"):

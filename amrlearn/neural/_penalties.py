@@ -6,6 +6,8 @@ One function per equation of the paper, no estimator state: the skorch nets in
 
 import torch
 
+from .._math._margin import pair_distances_torch, signed_margins_torch
+
 __all__ = [
     "amr_margin_loss",
     "amr_margin_term",
@@ -47,7 +49,9 @@ def feature_margin(features, weight, bias=None, y=None, *, normalize=True):
     Returns
     -------
     margin : Tensor of shape (n_samples,)
-        Differentiable with respect to ``features``, ``weight`` and ``bias``.
+        Differentiable with respect to ``features``, ``weight`` and ``bias``. Equal
+        weight rows follow the rule of :mod:`amrlearn._math._margin` (whose torch form
+        this is): ``+inf`` or ``-inf``, with a finite gradient.
 
     Examples
     --------
@@ -73,19 +77,8 @@ def feature_margin(features, weight, bias=None, y=None, *, normalize=True):
         logits = logits + bias
     if y is None:
         y = logits.argmax(dim=1)
-    y = y.long()
-    gaps = logits.gather(1, y[:, None]) - logits  # (n, c): z_y - z_k
-    if normalize:
-        # ||w_y - w_k|| for every pair of classes, gathered per sample: a (c, c) table is
-        # cheap. The diagonal (k == y, excluded below) is set to 1 so that neither sqrt
-        # nor the division has an infinite derivative there.
-        diff = weight[:, None, :] - weight[None, :, :]
-        eye = torch.eye(n_classes, dtype=weight.dtype, device=weight.device)
-        dist = ((diff**2).sum(-1) + eye).clamp_min(torch.finfo(weight.dtype).tiny).sqrt()
-        gaps = gaps / dist[y]
-    # Exclude k == y from the minimum.
-    own = torch.nn.functional.one_hot(y, n_classes).bool()
-    return gaps.masked_fill(own, float("inf")).min(dim=1).values
+    dist = pair_distances_torch(weight) if normalize else None
+    return signed_margins_torch(logits, dist, y)[0]
 
 
 def amr_margin_term(margin, correct, tau):
@@ -121,36 +114,29 @@ def amr_margin_term(margin, correct, tau):
 class _MarginTerm(torch.autograd.Function):
     """Forward and hand-written backward of :func:`amr_margin_loss` (see there).
 
-    Written for few tensor operations: on a CPU each costs microseconds of dispatch
-    (tens of microseconds between the large products of a training step), more than
-    the arithmetic of a (batch x classes) table.
+    The forward pass is eq. (14) of :mod:`amrlearn._math._margin` (its torch form, run
+    without autograd); only the backward is written by hand, for few tensor operations:
+    on a CPU each costs microseconds of dispatch, more than the arithmetic of a (batch x
+    classes) table (``benchmarks/bench_margin_backward.py``).
     """
 
     @staticmethod
     def forward(ctx, logits, weight, y, tau, normalize):
-        y1 = y[:, None]
-        gaps = logits.gather(1, y1) - logits  # (n, c): z_y - z_k
-        if normalize:
-            # 1 / ||w_a - w_b|| for all pairs of classes, from the (c, c) Gram matrix (no
-            # (c, c, d) table, no multi-threaded kernel). The diagonal (k == y) is about 0,
-            # clamped, and overwritten with +inf below.
-            sq = (weight * weight).sum(1)
-            d2 = torch.addmm(sq[:, None] + sq, weight, weight.T, alpha=-2.0)
-            inv_y = d2.clamp_min_(torch.finfo(d2.dtype).tiny).rsqrt_().index_select(0, y)
-            gaps.mul_(inv_y)
-        gaps.scatter_(1, y1, float("inf"))  # k != y
-        m, k = gaps.min(dim=1)
-        k1 = k[:, None]
+        # The margins of eq. (14) and their distances from the one home of the equation.
+        dist = pair_distances_torch(weight) if normalize else None
+        m, k = signed_margins_torch(logits, dist, y)
+        y1, k1 = y[:, None], k[:, None]
         # A correct sample has m >= 0 and a misclassified one m <= 0, so [m]_0^tau is
         # already 0 for the latter. d term / d m_i, times n: 1 where 0 <= m_i <= tau
-        # (torch.clamp's convention at the ends), else 0.
+        # (torch.clamp's convention at the ends), else 0 (also where m = +-inf).
         clamped = m.clamp(0.0, tau)
         coef = clamped == m
         if normalize:
             # m = (z_y - z_k) / d_yk: d m / d (z_y - z_k) = 1 / d_yk, d m / d d_yk = -m / d_yk
-            inv_yk = inv_y.gather(1, k1).squeeze(1)
+            # (d_yk > 0 wherever m is finite).
+            inv_yk = dist[y, k].where(coef, 1.0).reciprocal_()
             coef = coef * inv_yk
-            ctx.save_for_backward(weight, y, y1, k, k1, coef, m * inv_yk)
+            ctx.save_for_backward(weight, y, y1, k, k1, coef, (m * inv_yk).where(coef > 0, 0.0))
         else:
             ctx.save_for_backward(weight, y, y1, k, k1, coef.to(m.dtype), None)
         ctx.normalize = normalize
@@ -181,10 +167,11 @@ def amr_margin_loss(logits, weight, y, tau, *, normalize=True):
     Equal, in value and gradient, to
     ``amr_margin_term(feature_margin(features, weight, bias, y), logits.argmax(1) == y,
     tau)`` when ``logits = features @ weight.T + bias`` (the module's own output), but
-    without recomputing the logits and with a hand-written backward pass: about thirty
-    small tensor operations per step instead of about seventy, which on a CPU is most
-    of what the margin term costs. Only :meth:`AMRNeuralNetClassifier.get_loss` needs
-    it; :func:`feature_margin` stays the reference. The one difference is the
+    without recomputing the logits and with a hand-written backward pass (the forward is
+    the torch form of :mod:`amrlearn._math._margin`, run without autograd): on a CPU
+    this saves 0.8-2.6 % of an MLP's training step (``bench_margin_backward.py``).
+    Only :class:`~amrlearn.neural.AMRMarginPenalty` needs it; :func:`feature_margin`
+    stays the reference. The one difference is the
     subgradient at an exact tie between the true class and another top class (margin
     0): here it is that of ``[m]_0^tau``, there 0 when ``argmax`` picks the other class.
 

@@ -41,6 +41,15 @@ def _as_images(x, shape):
     )
 
 
+class _ImageModel(nn.Module):
+    """A net whose ``features`` (a module on images) give ``Phi(x)`` and ``last_linear``
+    the logits; flat input is reshaped to ``input_shape`` first."""
+
+    def forward(self, x):
+        features = self.features(_as_images(x, self.input_shape))
+        return self.last_linear(features), features
+
+
 class LR(nn.Module):
     """Multiclass logistic regression (MNIST-LR, CIFAR-LR).
 
@@ -162,7 +171,7 @@ class CNN(nn.Module):
         return self.last_linear(features), features
 
 
-class ConvNet(nn.Module):
+class ConvNet(_ImageModel):
     """The 5-convolution CIFAR-10 ConvNet of Deep Defense (Yan et al., 2018).
 
     As in Deep Defense's code (from MatConvNet's CIFAR example):
@@ -206,12 +215,8 @@ class ConvNet(nn.Module):
         )  # fmt: skip
         self.last_linear = nn.Linear(64, n_classes)
 
-    def forward(self, x):
-        features = self.features(_as_images(x, self.input_shape))
-        return self.last_linear(features), features
 
-
-class LeNet(nn.Module):
+class LeNet(_ImageModel):
     """LeNet: two convolutions and two fully connected layers (Caffe's / Deep Defense's).
 
     conv20(5x5)-maxpool-conv50(5x5)-maxpool-fc500-ReLU-out, with 2x2 max pools. As in
@@ -248,12 +253,8 @@ class LeNet(nn.Module):
         )  # fmt: skip
         self.last_linear = nn.Linear(500, n_classes)
 
-    def forward(self, x):
-        features = self.features(_as_images(x, self.input_shape))
-        return self.last_linear(features), features
 
-
-class LeNetSmall(nn.Module):
+class LeNetSmall(_ImageModel):
     """The small LeNet of Croce et al.'s MMR (maximum margin regularizer), used in Table 2.
 
     conv16(4x4, stride 2)-ReLU-conv32(4x4, stride 2)-ReLU-fc100-ReLU-out, as in MMR's
@@ -290,7 +291,3 @@ class LeNetSmall(nn.Module):
             nn.Flatten(), nn.Linear(32 * side * side, 100), nn.ReLU(),
         )  # fmt: skip
         self.last_linear = nn.Linear(100, n_classes)
-
-    def forward(self, x):
-        features = self.features(_as_images(x, self.input_shape))
-        return self.last_linear(features), features
