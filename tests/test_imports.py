@@ -32,7 +32,7 @@ LAYERS = [
     (
         "experiments/",
         ["amrlearn.experiments"]
-        + [_EXP + m for m in ("_run", "demo", "figure1", "figures")]
+        + [_EXP + m for m in ("_run", "demo", "figure1", "figures", "frontier")]
         + [_EXP + "table1", _EXP + "table2"],
     ),
     ("experiments/_runner.py", [_EXP + "_runner"]),
@@ -41,7 +41,8 @@ LAYERS = [
     ("experiments/_methods.py", [_EXP + "_methods"]),
     (
         "experiments/_callbacks.py",
-        [_EXP + m for m in ("_callbacks", "_common", "_paper", "_summaries", "_logistic_path")],
+        [_EXP + m for m in ("_callbacks", "_common", "_paper", "_summaries", "_logistic_path")]
+        + [_EXP + "_beyond", _EXP + "_method"],
     ),
     ("plotting/", ["amrlearn.plotting*"]),
     (
@@ -53,7 +54,7 @@ LAYERS = [
     ),
     (
         "neural/_penalty.py",
-        [_NN + m for m in ("_penalty", "_amrpenalty", "_ddpenalty", "_regions")]
+        [_NN + m for m in ("_penalty", "_amrpenalty", "_ddpenalty", "_regions", "_distribution")]
         + [_NN + "_features", _NN + "_lipschitz"],
     ),
     ("metrics/", ["amrlearn.metrics*"]),
