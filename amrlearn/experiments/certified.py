@@ -64,9 +64,10 @@ def default_config(mode="quick"):
     """The configuration of ``mode`` (``"quick"``, ``"medium"`` or ``"full"``).
 
     ``"quick"``: the MLP on 10,000 MNIST images, for a 2-core CPU in minutes.
-    ``"medium"``: the MLP on all 60,000 images for longer, the evaluation on 1,000 test
-    points: about 50 CPU-minutes (``--jobs 2``). ``"full"``: the MLP and the CNN on all of
-    MNIST with the paper's 200 epochs and the whole test set: a GPU.
+    ``"medium"``: the MLP on all 60,000 images for 100 epochs, the evaluation on 1,000
+    test points: about 45 CPU-minutes (``--jobs 2`` on 2 cores). Learning rate 0.05 (SGD,
+    Nesterov): at 0.2 GloRo fell to 47 % clean accuracy in 20 epochs. ``"full"``: the MLP
+    and the CNN on all of MNIST with the paper's 200 epochs and the whole test set: a GPU.
 
     Examples
     --------
@@ -110,7 +111,7 @@ def default_config(mode="quick"):
             "lr": 0.05,
             "n_train": None,
             "n_test": None,
-            "epochs": 60,
+            "epochs": 100,
             **_evaluation(1000, 500, 64),
         }
     return {
@@ -124,8 +125,11 @@ def default_config(mode="quick"):
 
 
 def run(config, out_dir):
-    """Train and measure every cell; writes ``out_dir/results.json`` cell by cell."""
-    return run_cells("certified", grid_cells(config), config, Path(out_dir))
+    """Train and measure every cell; writes ``out_dir/results.json`` cell by cell.
+
+    The certified-trained cells run first, so that an interrupted run has them."""
+    cells = sorted(grid_cells(config), key=lambda c: c[2] not in CERTIFIED_METHODS)
+    return run_cells("certified", cells, config, Path(out_dir))
 
 
 def _cells(results):
