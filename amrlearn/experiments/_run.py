@@ -6,12 +6,12 @@ from pathlib import Path
 __all__ = ["EXPERIMENTS", "experiment_datasets", "experiment_modes", "run_experiment"]
 
 #: The experiments of ``amrlearn reproduce``: modules of :mod:`amrlearn.experiments`.
-EXPERIMENTS = ("figure1", "table1", "table2", "figures", "frontier")
+EXPERIMENTS = ("figure1", "table1", "table2", "figures", "certified", "frontier")
 
 
 def experiment_modes(name):
     """The scales of experiment ``name``: ``("quick", "full")``, and ``"medium"`` for
-    Table 1.
+    Table 1 and the certified experiment.
 
     Examples
     --------
@@ -58,9 +58,10 @@ def run_experiment(
 
     Parameters
     ----------
-    name : {"figure1", "table1", "table2", "figures"}
+    name : {"figure1", "table1", "table2", "figures", "certified"}
     mode : {"quick", "medium", "full"}, default="quick"
-        ``"medium"`` exists for Table 1 only (see :func:`experiment_modes`).
+        ``"medium"`` exists for Table 1 and ``"certified"`` only (see
+        :func:`experiment_modes`).
     device : str, default="cpu"
     out : str or Path, default=None
         The output folder; ``None`` is ``amrlearn_output/<name>``.
