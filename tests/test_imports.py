@@ -32,7 +32,7 @@ LAYERS = [
     (
         "experiments/",
         ["amrlearn.experiments"]
-        + [_EXP + m for m in ("_run", "demo", "figure1", "figures", "frontier")]
+        + [_EXP + m for m in ("_run", "demo", "figure1", "figures", "frontier", "certified")]
         + [_EXP + "table1", _EXP + "table2"],
     ),
     ("experiments/_runner.py", [_EXP + "_runner"]),
