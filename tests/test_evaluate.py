@@ -159,6 +159,40 @@ def test_other_names_match_by_order_then_by_shape(tmp_path):
     torch.testing.assert_close(_logits(model, _x()), _logits(trained, _x()))
 
 
+#: The authors' MNIST CNN (watml/rob-margin, model.py) names its layers so; the zoo's CNN
+#: holds the same tensors in the same order under other names.
+_THEIR_CNN_NAMES = [
+    f"{layer}.{kind}"
+    for layer in ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3")
+    for kind in ("weight", "bias")
+]
+
+
+@pytest.mark.parametrize("inverse_key", ["net.inverse", "inverse"])
+def test_the_papers_checkpoint_format_loads_dropping_inverse(tmp_path, inverse_key):
+    # As the authors' trainModel.py saves it (a dict holding model_state_dict, beside the
+    # epoch and the optimizer), with the `net.` prefix and the `inverse` entry that their
+    # testModel.py's loader strips and drops.
+    torch.manual_seed(0)
+    trained = models.CNN().eval()
+    tensors = list(trained.state_dict().values())
+    state = {f"net.{name}": t for name, t in zip(_THEIR_CNN_NAMES, tensors, strict=True)}
+    state[inverse_key] = torch.eye(10)
+    path = tmp_path / "MNISTCNN_00200.tar"
+    torch.save({"epochs": 200, "model_state_dict": state, "optmizer_state_dict": {}}, path)
+    with pytest.warns(UserWarning, match=rf"dropped 1 entry.*'{inverse_key}' \(10, 10\)"):
+        model, info = load_checkpoint("CNN", path, return_info=True)
+    assert info["matched_by"] == "order" and info["dropped"] == [inverse_key]
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(_logits(model, x), _logits(trained, x))
+    # A surplus tensor of a kind the model has (a weight) is not dropped: refused, named.
+    state[inverse_key.replace("inverse", "fc4.weight")] = state.pop(inverse_key)
+    torch.save({"model_state_dict": state}, path)
+    surplus = r"tensor 14 '(net\.)?fc4\.weight' \(10, 10\) has no counterpart"
+    with pytest.raises(CheckpointError, match=surplus):
+        load_checkpoint("CNN", path)
+
+
 def test_refusals_name_the_first_mismatch(tmp_path):
     path = tmp_path / "w.pt"
     # Other names, other shapes: the first pair in order is named, with both shapes.
@@ -297,10 +331,12 @@ def _cli(*args, verbose="0"):
 
 def test_cli_evaluate_end_to_end(tmp_path, capsys):
     weights = tmp_path / "mlp.pt"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in _mlp().state_dict().items()}}, weights)
+    state = {f"module.{k}": v for k, v in _mlp().state_dict().items()}
+    torch.save({"state_dict": {**state, "module.inverse": torch.eye(3)}}, weights)
     out = tmp_path / "out"
     args = ["--model", "MLP:hidden=8", "--weights", str(weights), "--data", str(_npz(tmp_path))]
-    assert _cli(*args, "--out", str(out), verbose="1") == 0
+    with pytest.warns(UserWarning, match="dropped 1 entry"):
+        assert _cli(*args, "--out", str(out), verbose="1") == 0
     printed, err = capsys.readouterr()
     assert "estimated time" in printed and "Clean accuracy" in printed
     assert "EvaluationWarning" not in err  # alarms go into the summary
@@ -313,6 +349,8 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys):
     assert saved["n_points"] == 8 and saved["eps"] == [0.1, 0.5]
     assert saved["source"]["weights"] == "mlp.pt" and str(tmp_path) not in json.dumps(saved)
     assert saved["source"]["matched_by"] == "names" and saved["settings"]["steps"] == 3
+    assert saved["source"]["dropped"] == ["module.inverse"]
+    assert "Left out of the checkpoint: module.inverse." in (out / "summary.md").read_text()
     assert saved["environment"]["device"] == "cpu"
 
 

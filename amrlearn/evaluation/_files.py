@@ -155,6 +155,7 @@ def evaluate_checkpoint(
         "sha256": info["sha256"],
         "format": info["format"],
         "matched_by": info["matched_by"],
+        **({"dropped": info["dropped"]} if info["dropped"] else {}),
         "data": f"{description}, seed {kwargs.get('random_state', 0)}",
     }
     if bound_samples is not None:

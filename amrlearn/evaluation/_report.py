@@ -123,6 +123,8 @@ class EvaluationReport:
         if src.get("weights"):
             title += f", weights {src['weights']} (sha256 {src.get('sha256', '?')[:12]})"
         lines = [f"## amrlearn evaluate: {title}", ""]
+        if src.get("dropped"):
+            lines += [f"Left out of the checkpoint: {', '.join(src['dropped'])}.", ""]
         if src.get("data"):
             lines += [f"Data: {src['data']}, {self.n_points} points.", ""]
         lines += [f"Clean accuracy: {pct(100 * self.clean)} %", ""]

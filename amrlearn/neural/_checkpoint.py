@@ -7,7 +7,9 @@ bare state dict, a dict holding one (``state_dict``, ``model_state_dict`` or ``m
 keys under a ``module.``, ``net.`` or ``model.`` prefix, a whole pickled module
 (``torch.save(module)``) or a TorchScript module (``torch.jit.save``). Where the names of
 the file differ from the model's, the tensors are matched by order and shape, and a file
-that cannot be matched unambiguously is refused, naming the first mismatch.
+that cannot be matched unambiguously is refused, naming the first mismatch. Entries of a
+kind that the model has no slot for (``net.inverse``) are dropped, with a warning, where
+the rest then matches; a surplus weight is refused.
 
 Only a whole pickled module needs Python's unpickler, which runs code from the file; it
 is used only when the caller says the file is trusted (``trust_pickle=True``). State dicts
@@ -307,6 +309,44 @@ def _match(target, versions, path):
     )
 
 
+def _surplus(target, state):
+    """The checkpoint's entries of a kind the model has no slot for: the last part of
+    their name (``inverse`` in ``net.inverse``) ends none of the model's names."""
+    kinds = {name.rsplit(".", 1)[-1] for name in target}
+    return [key for key in state if key.rsplit(".", 1)[-1] not in kinds]
+
+
+def _match_or_drop(target, state, path):
+    """:func:`_match`, else the same without the surplus entries: ``(state, how, dropped)``.
+
+    An entry is dropped only when its kind has no slot in the model (as the ``inverse``
+    buffers that the authors of the paper drop when they load their own checkpoints) and
+    the rest then matches; a surplus weight or bias is never dropped (it is refused).
+    """
+    try:
+        return (*_match(target, _strip(state), path), [])
+    except CheckpointError:
+        surplus = _surplus(target, state)
+        if not surplus or len(surplus) == len(state):
+            raise
+        kept = {k: v for k, v in state.items() if k not in surplus}
+        try:
+            mapped, how = _match(target, _strip(kept), path)
+        except CheckpointError:
+            pass
+        else:
+            listed = ", ".join(f"{k!r} {_shape(state[k])}" for k in surplus)
+            noun = "entry" if len(surplus) == 1 else "entries"
+            warnings.warn(
+                f"{path.name}: dropped {len(surplus)} {noun} that the model has no slot for "
+                f"(none of its tensors is of that kind): {listed}.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return mapped, how, surplus
+        raise
+
+
 def load_checkpoint(spec, path, *, input_shape=None, trust_pickle=False, return_info=False):
     """A trained model from a checkpoint file, in eval mode on the CPU.
 
@@ -333,13 +373,22 @@ def load_checkpoint(spec, path, *, input_shape=None, trust_pickle=False, return_
     return_info : bool, default=False
         Also return a dict: ``format`` (``"state"``, ``"module"``, ``"torchscript"``),
         ``matched_by`` (``"names"``, ``"order"``, ``"shape"``, or ``None`` for a module
-        used as it is), ``file`` (its name) and ``sha256`` (of its bytes).
+        used as it is), ``file`` (its name), ``sha256`` (of its bytes) and ``dropped``
+        (the names of the entries left out, see Warns).
 
     Returns
     -------
     model : torch.nn.Module
     info : dict
         With ``return_info=True``.
+
+    Warns
+    -----
+    UserWarning
+        When entries of the file are dropped: only entries of a kind that the model has no
+        slot for (the last part of the name ends none of the model's names, as the
+        ``inverse`` entries that the paper's authors drop when they load their
+        checkpoints), and only when the rest then matches the model.
 
     Raises
     ------
@@ -381,7 +430,7 @@ def load_checkpoint(spec, path, *, input_shape=None, trust_pickle=False, return_
                 f"{path} holds a state dict: name its architecture (a model spec such as "
                 "'CNN' or 'package.module:Class')."
             )
-        model, how = loaded, None
+        model, how, dropped = loaded, None, []
     else:
         if isinstance(spec, nn.Module):
             model = spec
@@ -390,11 +439,12 @@ def load_checkpoint(spec, path, *, input_shape=None, trust_pickle=False, return_
         else:
             model = spec()
         state = loaded.state_dict() if isinstance(loaded, nn.Module) else loaded
-        mapped, how = _match(model.state_dict(), _strip(state), path)
+        mapped, how, dropped = _match_or_drop(model.state_dict(), state, path)
         with torch.no_grad():
             model.load_state_dict(mapped, strict=True)
     model = model.cpu().eval()
     if not return_info:
         return model
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return model, {"format": fmt, "matched_by": how, "file": path.name, "sha256": digest}
+    info = {"format": fmt, "matched_by": how, "file": path.name, "sha256": digest}
+    return model, {**info, "dropped": dropped}
