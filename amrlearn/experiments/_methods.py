@@ -235,7 +235,7 @@ def get_method(name):
     >>> get_method("TRADES")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Unknown method 'TRADES'; choose from ['AMR', 'AMR (beta=0)', 'Adv', ...].
+    ValueError: Unknown method 'TRADES'; choose from ['AMR', 'AMR (beta=0)', ...].
     """
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; choose from {sorted(METHODS)}.")
