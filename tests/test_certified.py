@@ -537,3 +537,21 @@ def test_certificate_alarm(monkeypatch, mlp, digits):
     monkeypatch.setattr(_certified, "certified_radii", lambda *a, **k: 100.0 * honest(*a, **k))
     with pytest.warns(EvaluationWarning, match="certified margin exceeds the distance"):
         margin_bounds(mlp, digits[0][:10], digits[1][:10], lower=False, attack_steps=10)
+
+
+def test_a_diverged_net_is_refused_with_a_clear_error_not_a_lapack_one():
+    """NaN weights (a diverged training) used to reach the SVDs and raise LinAlgError."""
+    import torch
+
+    from amrlearn.exceptions import NotCertifiableError
+    from amrlearn.metrics import certified_margins, layerwise_lipschitz
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    X = np.random.default_rng(0).uniform(size=(6, 4)).astype(np.float32)
+    with pytest.raises(NotCertifiableError, match="not all finite|non-finite"):
+        certified_margins(net, X)
+    with pytest.raises(NotCertifiableError, match="not all finite|non-finite"):
+        layerwise_lipschitz(net, X)

@@ -77,10 +77,20 @@ def _check_chain(chain, fn, X_t, logits):
 
     from ._chain import NotCertifiableError
 
+    if not bool(torch.isfinite(logits).all()):
+        raise NotCertifiableError(
+            "The model's logits are not all finite (NaN or inf: a diverged net?); no margin "
+            "of it can be certified."
+        )
     idx = torch.unique(torch.linspace(0, len(X_t) - 1, min(len(X_t), N_CHECKED)).round().long())
     device = fn.device if fn.device.type in ("cpu", "cuda") else torch.device("cpu")
     with torch.no_grad():
         out = chain(X_t[idx].to(device)).cpu()
+    if not bool(torch.isfinite(out).all()):
+        raise NotCertifiableError(
+            "The model's layers give non-finite logits (NaN or inf weights: a diverged "
+            "net?); no margin of it can be certified."
+        )
     if out.shape != logits[idx].shape:
         raise NotCertifiableError(
             f"The layers give logits of shape {tuple(out.shape)}, the model "
