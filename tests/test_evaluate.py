@@ -260,6 +260,7 @@ def test_evaluate_reports_both_numbers_the_curve_and_writes_three_files(tmp_path
     full = amrlearn.evaluate(model, X, y, eps=[0.0], attack="pgd", curve=False, steps=2)
     assert full.clean == pytest.approx(20 / 24) and full.robust[0] == pytest.approx(full.clean)
     assert full.curve is None and full.robust_pgd is not None and full.masking == []
+    assert "no curve" in full.summary() and "None steps" not in full.summary()
     assert np.all(report.robust <= report.robust_pgd)
     assert report.avg_margin_lower <= report.avg_margin_upper
     assert report.estimated_seconds > 0 and report.seconds > 0

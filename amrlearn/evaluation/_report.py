@@ -172,9 +172,14 @@ class EvaluationReport:
         if self.estimated_seconds is not None:
             took += f" (estimated {duration(self.estimated_seconds)})"
         s = self.settings
+        curve = (
+            "no curve"
+            if s.get("curve_steps") is None
+            else f"curve: {s.get('curve_steps')} steps of FMN and DDN"
+        )
         lines.append(
-            f"{took}. PGD: {s.get('steps')} steps of {s.get('step_size')}; curve: "
-            f"{s.get('curve_steps')} steps of FMN and DDN; device {s.get('device')}."
+            f"{took}. PGD: {s.get('steps')} steps of {s.get('step_size')}; {curve}; "
+            f"device {s.get('device')}."
         )
         return "\n".join(lines)
 
