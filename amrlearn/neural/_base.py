@@ -18,6 +18,7 @@ from skorch.utils import is_dataset, to_numpy
 from torch.utils.data import DataLoader
 
 from ..utils._compat import Interval, validate_parameter_constraints
+from ..utils._labels import check_classes
 from ._data import BatchLoader, check_input, check_shape, label_array
 from ._data import encode_labels as _encode_labels
 from ._features import bare_module, find_feature_layer, forward_with_features, logits_of
@@ -35,16 +36,7 @@ def _check_classes(classes):
     ``np.unique`` gives them (the order of the codes the module is trained on)."""
     if classes is None or not len(classes):
         return
-    c = np.asarray(classes)
-    try:
-        ok = c.ndim == 1 and bool(np.all(c[1:] > c[:-1]))
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            "classes must be the labels of the output columns, sorted and distinct as "
-            f"np.unique gives them (a fitted net's classes_), got {c.tolist()[:10]}."
-        )
+    check_classes(classes)
 
 
 class FeatureMarginNet(NeuralNetClassifier):

@@ -5,7 +5,7 @@ Pure numpy, so that the exact linear margins never import torch.
 
 import numpy as np
 
-__all__ = ["label_index"]
+__all__ = ["check_classes", "label_index"]
 
 
 def _describe(y):
@@ -59,8 +59,8 @@ def label_index(classes, y):
     classes = np.asarray(classes)
     if classes.size == 0:
         raise ValueError("The model has no classes.")
+    check_classes(classes)
     try:
-        ordered = classes.ndim == 1 and bool(np.all(classes[1:] > classes[:-1]))
         idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
         bad = classes[idx] != y
     except TypeError as exc:  # e.g. string labels against numeric classes
@@ -68,14 +68,38 @@ def label_index(classes, y):
             f"y (dtype {y.dtype}) cannot be matched with the model's classes "
             f"(dtype {classes.dtype})."
         ) from exc
-    if not ordered:
-        raise ValueError(
-            f"classes must be sorted and distinct, got {classes.tolist()[:10]}: the label "
-            "of each output column, as np.unique gives them."
-        )
     if np.any(bad):
         raise ValueError(
             f"y contains labels not seen during fit: {np.unique(y[bad])[:5].tolist()}; "
             f"the classes are {classes.tolist()[:10]}."
         )
     return idx.astype(np.int64)
+
+
+def check_classes(classes):
+    """Refuse ``classes`` that are not sorted and distinct (as ``np.unique`` gives them).
+
+    The label of each output column of a classifier, in order: scikit-learn's and
+    skorch's ``classes_``. Returns ``classes`` as an array.
+
+    Examples
+    --------
+    >>> from amrlearn.utils._labels import check_classes
+    >>> check_classes(["a", "b"]).tolist()
+    ['a', 'b']
+    >>> check_classes([2, 1])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: classes must be sorted and distinct, got [2, 1]: ...
+    """
+    c = np.asarray(classes)
+    try:
+        ok = c.ndim == 1 and bool(np.all(c[1:] > c[:-1]))
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"classes must be sorted and distinct, got {c.tolist()[:10]}: the label of each "
+            "output column, as np.unique gives them (a fitted net's classes_)."
+        )
+    return c
