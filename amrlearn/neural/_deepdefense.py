@@ -5,7 +5,7 @@ The maths (DeepFool unrolled in the loss) and the penalty,
 this class sets that penalty from its parameters.
 """
 
-from numbers import Integral, Real
+from numbers import Integral
 
 from ..utils._compat import Interval
 from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC
@@ -121,13 +121,13 @@ class DeepDefenseNeuralNetClassifier(RegularizedNeuralNetClassifier):
 
     _parameter_constraints = {
         **RegularizedNeuralNetClassifier._parameter_constraints,
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "c": [Interval(Real, 0, None, closed="left")],
-        "d": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "overshoot": [Interval(Real, 0, None, closed="left")],
+        # The penalty's own constraints (``lam`` is its ``weight``), declared once there.
+        "lam": DeepDefensePenalty._parameter_constraints["weight"],
+        **{
+            key: DeepDefensePenalty._parameter_constraints[key]
+            for key in ("c", "d", "max_iter", "overshoot", "reg_batch_size")
+        },
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
-        "reg_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(

@@ -5,9 +5,6 @@ The maths (the linear region's distances, the hinge) and the penalty,
 sets that penalty from its parameters.
 """
 
-from numbers import Integral, Real
-
-from ..utils._compat import Interval
 from ._base import NET_INPUT_NOTES, NET_PARAMS_DOC
 from ._regions import MMRPenalty
 from ._regularized import RegularizedNeuralNetClassifier
@@ -113,17 +110,13 @@ class MMRNeuralNetClassifier(RegularizedNeuralNetClassifier):
 
     _parameter_constraints = {
         **RegularizedNeuralNetClassifier._parameter_constraints,
-        "lam": [Interval(Real, 0, None, closed="left")],
-        "gamma_B": [Interval(Real, 0, None, closed="neither")],
-        "gamma_D": [Interval(Real, 0, None, closed="neither")],
-        "k_B": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="right"),
-            tuple,
-        ],
-        "k_D": [Interval(Integral, 1, None, closed="left"), None],
-        "lam_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-        "reg_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        # The penalty's own constraints (``lam`` is its ``weight``), declared once there.
+        "lam": MMRPenalty._parameter_constraints["weight"],
+        **{
+            key: MMRPenalty._parameter_constraints[key]
+            for key in ("gamma_B", "gamma_D", "k_B", "k_D", "reg_batch_size")
+        },
+        "lam_warmup_epochs": MMRPenalty._parameter_constraints["warmup_epochs"],
     }
 
     def __init__(
