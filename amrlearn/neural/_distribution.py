@@ -30,9 +30,9 @@ from numbers import Real
 
 import torch
 
+from .._math._margin import pair_distances_torch, signed_margins_torch
 from ..utils._compat import Interval
 from ._amrpenalty import AMRMarginPenalty
-from ._penalties import feature_margin
 from ._penalty import Penalty, PenaltyBatch
 
 __all__ = [
@@ -198,8 +198,10 @@ class _FeatureMarginPenalty(Penalty):
         AMRMarginPenalty.check_net(self, net)
 
     def _margins(self, net, batch):
-        _, features, layer = net._logits_features_layer(batch.y_pred)
-        return feature_margin(features, layer.weight, layer.bias, batch.y)
+        """Eq. (14)'s margins from the forward pass's own logits (``layer(features)``,
+        checked when the features are caught): no second product with the weights."""
+        logits, _, layer = net._logits_features_layer(batch.y_pred)
+        return signed_margins_torch(logits, pair_distances_torch(layer.weight), batch.y)[0]
 
 
 class SoftMinMarginPenalty(_FeatureMarginPenalty):
