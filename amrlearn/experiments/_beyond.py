@@ -137,21 +137,19 @@ def _build_penalized(cls, plan, common):
     return cls(**common, **_resolve(plan.params))
 
 
-def _build_fgsm(cls, plan, common, penalty=None):
+def _build_fgsm(cls, plan, common, margin_on=None):
+    """FGSM-RS training; with ``margin_on`` (``"adv"`` or ``"clean"``), plus AMR's two
+    penalties, the margin term on the adversarial or on the clean points."""
     from .. import neural
     from ..attacks import FGSMRS
 
     p = plan.params
     kwargs = {"attack": FGSMRS, "attack__eps": p["eps"], "attack__step_ratio": p["step_ratio"]}
-    if penalty == "adv":
+    if margin_on is not None:
+        margin = {"adv": neural.AMRMarginPenalty, "clean": neural.CleanMarginPenalty}[margin_on]
         kwargs["penalty"] = [
-            neural.OrthogonalityPenalty(weight=p["beta"]),
-            neural.AMRMarginPenalty(weight=p["lam"], tau=p["tau"]),
-        ]
-    elif penalty == "clean":
-        kwargs["penalty"] = [
-            neural.OrthogonalityPenalty(weight=p["beta"]),
-            neural.CleanMarginPenalty(weight=p["lam"], tau=p["tau"]),
+            neural.OrthogonalityPenalty(weight=p["beta"], every=p.get("ortho_every", "auto")),
+            margin(weight=p["lam"], tau=p["tau"]),
         ]
     return cls(**common, **kwargs)
 
