@@ -18,6 +18,19 @@ from ._penalty import Penalty
 __all__ = ["AMRMarginPenalty", "OrthogonalityPenalty"]
 
 
+def check_feature_layer(net, who, instead):
+    """Refuse a net whose module has no layer for eq. (14)'s features: ``who`` (a penalty's
+    setting) needs them, ``instead`` says what else the user can do."""
+    if net.feature_layer_ is None:
+        raise ValueError(
+            f"{who} needs the features of eq. (14), the input of the linear layer that "
+            f"produces the logits, but {type(net.bare_module_).__name__} has no "
+            "torch.nn.Linear layer. End the module with an nn.Linear (named with "
+            "feature_layer='...' if it is not the last one), return (logits, features) from "
+            f"forward, or {instead}."
+        )
+
+
 class AMRMarginPenalty(Penalty):
     """AMR's average margin term of objective (15), ``-(1/n) sum_i [m_i]_0^tau``.
 
@@ -88,14 +101,7 @@ class AMRMarginPenalty(Penalty):
         self.lipschitz = lipschitz
 
     def check_net(self, net):
-        if net.feature_layer_ is None:
-            raise ValueError(
-                f"lam={self.weight} needs the features of eq. (14), the input of the linear "
-                f"layer that produces the logits, but {type(net.bare_module_).__name__} has "
-                "no torch.nn.Linear layer. End the module with an nn.Linear (named with "
-                "feature_layer='...' if it is not the last one), return (logits, features) "
-                "from forward, or train with lam=0."
-            )
+        check_feature_layer(net, f"lam={self.weight}", "train with lam=0")
 
     def compute(self, net, batch, clock):
         """``-mean [m]_0^tau``, from the logits and the layer's weight in one piece.

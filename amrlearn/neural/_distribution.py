@@ -32,7 +32,7 @@ import torch
 
 from .._math._margin import pair_distances_torch, signed_margins_torch
 from ..utils._compat import Interval
-from ._amrpenalty import AMRMarginPenalty
+from ._amrpenalty import AMRMarginPenalty, check_feature_layer
 from ._penalty import Penalty, PenaltyBatch
 
 __all__ = [
@@ -195,7 +195,7 @@ class _FeatureMarginPenalty(Penalty):
         self.tau = tau
 
     def check_net(self, net):
-        AMRMarginPenalty.check_net(self, net)
+        check_feature_layer(net, type(self).__name__, f"leave {type(self).__name__} out")
 
     def _margins(self, net, batch):
         """Eq. (14)'s margins from the forward pass's own logits (``layer(features)``,
