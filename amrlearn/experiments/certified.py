@@ -19,6 +19,7 @@ The summary compares the VRA at eps = 1.58 with the published anchors (:data:`AN
 from pathlib import Path
 
 from .._paper import APPENDIX_F, BOUND_BUDGET
+from ._common import ALL_DATA, RUN_DEFAULTS
 from ._runner import DATASET_NAMES, cell_key, grid_cells, run_cells
 from ._summaries import status_lines, verdict_line
 
@@ -92,16 +93,13 @@ def default_config(mode="quick"):
         # over the first half of the epochs.
         "certified": {"lam": 0.3, "tau": {"mnist": 2.0}},
         "gloro": {"eps": {"mnist": ANCHOR_EPS}, "warmup_fraction": 0.5},
-        "device": "cpu",
-        "seed": 0,
-        "data_home": None,
+        **RUN_DEFAULTS,
     }
     if mode == "full":
         return {
             **common,
             "models": ["MLP", "CNN"],
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": 200,
             **_evaluation(10000, 1000, 256),
         }
@@ -109,8 +107,7 @@ def default_config(mode="quick"):
         return {
             **common,
             "lr": 0.05,
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": 100,
             **_evaluation(1000, 500, 64),
         }

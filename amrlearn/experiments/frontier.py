@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .._paper import APPENDIX_F
 from ..plotting._frontier import pareto_front
-from ._common import ResultStore, cell_key
+from ._common import ALL_DATA, RUN_DEFAULTS, ResultStore, cell_key
 from ._paper import EPS_GRIDS
 from ._runner import run_cells
 from ._summaries import markdown_table, status_lines
@@ -79,9 +79,7 @@ def default_config(mode="quick"):
         "eps": {"mnist": list(EPS_GRIDS["mnist"])},
         "margin": None,
         "adv": {"steps": 7, "step_size": "auto"},
-        "device": "cpu",
-        "seed": 0,
-        "data_home": None,
+        **RUN_DEFAULTS,
     }
     if mode == "medium":
         # The MNIST CNN on all 60,000 images for 8 epochs (table1 --medium: 15); DD
@@ -92,8 +90,7 @@ def default_config(mode="quick"):
             "models": ["CNN"],
             "lr": 0.02,
             "batch_size": 128,
-            "n_train": None,
-            "n_test": None,
+            **ALL_DATA,
             "epochs": 8,
             "dd": {"epochs": 1, "reg_batch_size": 8},
             "mmr": {"epochs": 8, "lr": 1e-3, "reg_batch_size": 4},
