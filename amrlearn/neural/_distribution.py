@@ -14,8 +14,11 @@ robustness. Three, as pure torch functions of per-sample margins (no estimator s
   (Zhang & Zhou 2014, LDM: maximize the mean margin and minimize its variance).
 * :func:`deepfool_input_margin`: a one-step input-space estimate of each sample's
   distance to the boundary, ``(z_y - z_k) / ||grad_x (z_y - z_k)||`` for the runner-up
-  class ``k`` (DeepFool's first step; the quantity MMA training maximizes, Ding et al.
-  2020). Differentiable with respect to the parameters through a double backward.
+  class ``k`` (DeepFool's step towards that class; DeepFool's first step takes the
+  minimum over all classes, which costs a Jacobian,
+  :func:`~amrlearn.attacks.class_gap_gradients`, instead of one backward). It estimates
+  the quantity MMA training maximizes (Ding et al. 2020). Differentiable with respect to
+  the parameters through a double backward.
 
 Each has its part, a :class:`~amrlearn.neural.Penalty`, below its maths:
 :class:`SoftMinMarginPenalty`, :class:`MarginSpreadPenalty` and
@@ -122,11 +125,13 @@ def margin_spread_term(margin, correct, tau):
 
 
 def deepfool_input_margin(logit_fn, x, y, *, create_graph=True, eps=1e-12):
-    """One DeepFool step's estimate of each sample's input-space l2 distance to the boundary.
+    """The linearized input-space l2 distance to the runner-up class's boundary, per sample.
 
     ``d_i = (z_y - z_k)(x_i) / ||grad_x (z_y - z_k)(x_i)||`` with ``k`` the highest-scoring
-    class other than ``y``: the distance to the boundary of the net's linearization at
-    ``x_i`` (exact for an affine net). Negative on a misclassified sample.
+    class other than ``y``: the distance to the ``y``-``k`` boundary of the net's
+    linearization at ``x_i`` (exact for an affine net; another class's boundary may be
+    nearer, which DeepFool's minimum over all classes would find at the cost of a
+    Jacobian). Negative on a misclassified sample.
 
     Parameters
     ----------
@@ -307,7 +312,7 @@ class MarginSpreadPenalty(_FeatureMarginPenalty):
 
 
 class InputMarginPenalty(Penalty):
-    """MMA's idea at the cost of one extra backward: DeepFool's one-step input margin.
+    """MMA's idea at the cost of one extra backward: a one-step input-space margin.
 
     ``-weight * mean_i [d_i]_0^tau`` with ``d_i`` the input-space distance to the boundary
     of the net's linearization at ``x_i`` (:func:`deepfool_input_margin`; negative, so
