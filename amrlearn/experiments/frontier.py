@@ -195,7 +195,7 @@ def points(results):
                         "robust": None if at is None else cell["robust"][at],
                         "mean_distance": cell.get("mean_distance"),
                         "median_distance": cell.get("median_distance"),
-                        "cost": _cost(cell, std),
+                        "cost": cell["cost"] if "cost" in cell else _cost(cell, std),
                     }
                 )
     return out
