@@ -51,8 +51,8 @@ _REPRODUCE_SCALES = """scales:
            first. figure1 --full (the margins at each of the 1000 epochs) runs in numpy
            on the CPU: about 40 s of one core on MNIST 0 vs 1.
   --medium table1: all 60,000 MNIST training images, 30 (MLP) and 15 (CNN) epochs,
-           the strong evaluation on 1,000 test points: about 5 CPU-core hours, most of
-           it the CNN's evaluation (about 3 hours on 2 cores with --jobs 2).
+           the strong evaluation on 1,000 test points: about 2.1 CPU-core hours,
+           measured 65 min on 2 cores with --jobs 2.
            certified --medium: the MLP on all of MNIST, 100 epochs per method, about 45
            CPU-core minutes. frontier --medium: the CNN on all of MNIST, 8 epochs for each
            of 11 methods (PGD-AT, DD and MMR cost up to 12x Std): CPU-core hours;

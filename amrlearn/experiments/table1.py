@@ -59,8 +59,8 @@ def default_config(mode="quick", datasets=None):
 
     ``"medium"`` is MNIST only: all 60,000 training images, enough epochs for the
     orthogonality penalty of LCR and AMR to level off (its curve is recorded), the strong
-    evaluation on 1,000 test points; about 5 CPU-core hours, most of them the CNN's
-    evaluation (``--jobs 2`` runs two cells at once).
+    evaluation on 1,000 test points; about 2.1 CPU-core hours (65 minutes of wall time
+    with ``--jobs 2`` on a 2-core CPU, which runs two cells at once).
 
     Parameters
     ----------
