@@ -218,7 +218,7 @@ def _cpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize("name", ["table1", "table2", "figures"])
+@pytest.mark.parametrize("name", ["table1", "table2", "figures", "frontier"])
 def test_full_on_the_cpu_is_refused_unless_insisted_on(name, tmp_path, capsys, monkeypatch, no_run):
     _cpu_only(monkeypatch)
     for device in ("cpu", "auto"):

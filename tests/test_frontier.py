@@ -14,13 +14,17 @@ from amrlearn.plotting._frontier import pareto_front
 
 def test_configs_and_refusals():
     quick, medium = frontier.default_config("quick"), frontier.default_config("medium")
-    assert quick["models"] == ["LeNetSmall"] and medium["models"] == ["CNN"]
+    full = frontier.default_config("full")
+    assert quick["models"] == medium["models"] == ["LeNetSmall"] and full["models"] == ["CNN"]
     assert medium["n_train"] is None and medium["distance"]["n_points"] == 1000
+    assert medium["pgd"]["n_points"] == 1000 and full["n_train"] is None
     assert set(frontier.METHODS) <= set(quick["methods"])
-    with pytest.raises(ValueError, match="quick' or 'medium"):
-        frontier.default_config("full")
+    with pytest.raises(ValueError, match="quick, medium, full"):
+        frontier.default_config("huge")
+    # every method trains LeNetSmall, so the medium run has all of them
+    assert len(frontier._cells(medium)) == len(frontier.METHODS)
     # MMR cannot train the max-pooling CNN: left out, with the reason in the summary
-    cells = frontier._cells(medium)
+    cells = frontier._cells(full)
     assert ("mnist", "CNN", "MMR") not in cells and ("mnist", "CNN", "DD") in cells
 
 
