@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from amrlearn.experiments import EXPERIMENTS, _runner, certified, experiment_modes
+from amrlearn.experiments._recipe import plan_cell
 
 
 def test_the_scales_of_the_certified_experiment():
@@ -14,11 +15,26 @@ def test_the_scales_of_the_certified_experiment():
         assert cfg["methods"] == ["Std", "LCR", "AMR", "certified AMR", "GloRo"]
         assert cfg["eps"] == {"mnist": [0.5, 1.0, 1.58, 2.0]}
         assert cfg["pgd_loss"] == "auto" and cfg["margin"]["radius"] == 5.0
-        assert cfg["gloro"]["eps"] == {"mnist": 1.58}
-    # Medium: all of MNIST, longer than quick, the timing on 1,000 points; full adds the CNN.
+    assert quick["gloro"]["eps"] == {"mnist": 1.58}
+    # Medium: all of MNIST, longer than quick, the timing on 1,000 points, and the conv
+    # net with its own certified training; full adds the CNN.
     assert quick["n_train"] == 10000 and medium["n_train"] is None
-    assert medium["epochs"] > quick["epochs"] and medium["pgd"]["n_points"] == 1000
-    assert full["models"] == ["MLP", "CNN"] and full["pgd"]["n_points"] == 10000
+    assert medium["epochs"]["MLP"] > quick["epochs"] and medium["pgd"]["n_points"] == 1000
+    assert medium["models"] == ["MLP", "LeNetSmall"]
+    assert full["models"] == ["MLP", "LeNetSmall", "CNN"] and full["pgd"]["n_points"] == 10000
+    for cfg in (medium, full):
+        assert cfg["gloro"]["default"] == quick["gloro"]
+        assert cfg["certified"]["default"] == quick["certified"]
+    # Each model reads its own block: the MLP quick mode's, the conv nets the proven
+    # bound and Adam, as GloRo's authors train.
+    mlp, conv = (plan_cell("mnist", m, "GloRo", medium) for m in ("MLP", "LeNetSmall"))
+    assert (mlp.optimizer, mlp.params["lipschitz"]) == ("SGD", "power")
+    assert (conv.optimizer, conv.lr, conv.params["lipschitz"]) == ("Adam", 1e-3, "bound")
+    assert conv.momentum is None and conv.params["eps"] == 1.58
+    cert = plan_cell("mnist", "LeNetSmall", "certified AMR", medium)
+    assert cert.optimizer == "Adam" and cert.params["lam"] == 3.0 and cert.params["tau"] == 3.0
+    assert plan_cell("mnist", "MLP", "certified AMR", medium).params["lam"] == 0.3
+    assert plan_cell("mnist", "LeNetSmall", "AMR", medium).optimizer == "SGD"
     with pytest.raises(ValueError, match="mode must be one of quick, medium, full"):
         certified.default_config("huge")
 

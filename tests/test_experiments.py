@@ -166,6 +166,34 @@ def test_table1_plumbing_resume_and_summary(tmp_path, monkeypatch):
         table1.run(dict(cfg, seed=1), out)
 
 
+def test_a_grown_grid_keeps_the_cells_it_has(tmp_path):
+    """A model added with its own settings resumes; a change a stored cell reads does not."""
+    from amrlearn.experiments._common import ResultStore
+
+    path = tmp_path / "results.json"
+    old = {"models": ["MLP"], "methods": ["Std"], "epochs": 100, "gloro": {"lip": "power"}}
+    ResultStore(path, old).put("mnist/MLP/Std", {"clean": 0.9})
+    grown = {
+        "models": ["MLP", "LeNetSmall"],
+        "methods": ["Std", "GloRo"],
+        "epochs": {"MLP": 100, "LeNetSmall": 50},
+        "gloro": {"lip": {"default": "power", "LeNetSmall": "bound"}},
+    }
+    store = ResultStore(path, grown)
+    assert store.get("mnist/MLP/Std") == {"clean": 0.9}
+    store.put("mnist/LeNetSmall/Std", {"clean": 0.8})
+    assert json.loads(path.read_text())["config"]["epochs"] == {"MLP": 100, "LeNetSmall": 50}
+    changed = [
+        dict(grown, epochs={"MLP": 90, "LeNetSmall": 50}),  # what MLP's cells read
+        dict(grown, gloro={"lip": "bound"}),
+        dict(grown, models=["LeNetSmall"]),  # a grid that shrinks
+        dict(grown, seed=1),
+    ]
+    for config in changed:
+        with pytest.raises(ValueError, match="another configuration"):
+            ResultStore(path, config)
+
+
 def test_same_seed_same_numbers(tmp_path):
     home = _mnist_home(tmp_path)
     cfg = _micro(table1.default_config("quick"), home)

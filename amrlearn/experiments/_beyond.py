@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 #: Certified AMR: lambda, tau in input units (about the largest radius to certify), the
-#: Lipschitz constant in training (``"power"``: one power step per step) and beta
+#: Lipschitz constant in training (``"power"``: one power step per step), ``adam_lr`` (see
+#: :func:`_certified_training`) and beta
 #: (``None``: the configuration's). Tried on small MNIST runs only (10k-20k images, 5-15
 #: epochs): on the MLP this lambda gives AMR's certified margins; on the CNN (5k images,
 #: 3 epochs) it barely moves them at beta 1e-3, lam 3 with beta 3e-2 gave 18x those of
@@ -51,16 +52,28 @@ CERTIFIED_DEFAULTS = {
     "beta": None,
     "tau": {"mnist": 2.0, "cifar10": 0.5},
     "lipschitz": "power",
+    "adam_lr": None,
 }
 
 #: GloRo: the radius trained for (Leino et al.: MNIST at 1.58, CIFAR-10 at 36/255),
 #: raised linearly over the first ``warmup_fraction`` of the epochs (their schedule),
-#: and the Lipschitz constant in training.
+#: the Lipschitz constant in training and ``adam_lr``. A configuration may give either
+#: block per model.
 GLORO_DEFAULTS = {
     "eps": {"mnist": 1.58, "cifar10": 36 / 255},
     "warmup_fraction": 0.5,
     "lipschitz": "power",
+    "adam_lr": None,
 }
+
+
+def _certified_training(c):
+    """``adam_lr``: Adam at that rate (GloRo's authors' optimizer) in place of the
+    configuration's SGD; ``None`` keeps the configuration's."""
+    lr = c.settings["adam_lr"]
+    if lr is None:
+        return {}
+    return {"optimizer": "Adam", "lr": float(lr), "momentum": None, "nesterov": None}
 
 
 def _certified_params(c):
@@ -172,9 +185,15 @@ BEYOND_METHODS = (
         _certified_params,
         key="certified",
         defaults=CERTIFIED_DEFAULTS,
+        training=_certified_training,
     ),
     Method(
-        "GloRo", "GloRoNeuralNetClassifier", _gloro_params, key="gloro", defaults=GLORO_DEFAULTS
+        "GloRo",
+        "GloRoNeuralNetClassifier",
+        _gloro_params,
+        key="gloro",
+        defaults=GLORO_DEFAULTS,
+        training=_certified_training,
     ),
     Method(
         "soft-min AMR",

@@ -154,12 +154,50 @@ def _what_is_computed(config):
     return {k: v for k, v in (config or {}).items() if k not in RUN_ONLY_KEYS}
 
 
+#: The grid of a configuration: a rerun may add to these and keep the cells it has.
+GRID_KEYS = ("datasets", "models", "methods")
+
+
+def _seen_by(value, model):
+    """``value`` as a cell of ``model`` reads it: every dict keyed by model names (see
+    :func:`~amrlearn.experiments._method.per_model`) resolved, at any depth."""
+    if isinstance(value, dict):
+        if model in value or "default" in value:
+            return _seen_by(value.get(model, value.get("default")), model)
+        return {k: _seen_by(v, model) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_seen_by(v, model) for v in value]
+    return value
+
+
+def _keeps_cells(old, new, cells):
+    """Whether the ``cells`` computed under ``old`` are what ``new`` asks for: the same
+    configuration, or one whose grid only grew and that reads the same for every model
+    already computed (e.g. a model added with its own epochs)."""
+    if old == new:
+        return True
+    for key in GRID_KEYS:
+        if not set(old.get(key) or ()) <= set(new.get(key) or ()):
+            return False
+    rest = set(old) | set(new)
+    rest.difference_update(GRID_KEYS)
+    models = {cell.split("/")[1] for cell in cells if cell.count("/") >= 2}
+    for model in models:
+        seen = [{k: _seen_by(c.get(k), model) for k in rest} for c in (old, new)]
+        if seen[0] != seen[1]:
+            return False
+    return True
+
+
 class ResultStore:
     """A JSON results file that is rewritten atomically after every finished cell.
 
     An interrupted run reopens the file and skips the cells that are already there. A
     file written under another configuration is not reused: the run stops with an error
-    instead of mixing results.
+    instead of mixing results. One change is allowed: a grid that grows (more datasets,
+    models or methods) while every stored cell's model reads the same configuration (a
+    setting given per model, such as ``{"MLP": 100, "LeNetSmall": 50}`` epochs, counts
+    for each model apart); the file then takes the new configuration.
 
     Parameters
     ----------
@@ -190,12 +228,13 @@ class ResultStore:
         }
         if self.path.exists():
             old = json.loads(self.path.read_text())
-            if _what_is_computed(old.get("config")) != self.config:
+            cells = old.get("cells", {})
+            if not _keeps_cells(_what_is_computed(old.get("config")), self.config, cells):
                 raise ResultsMismatchError(
                     f"{self.path} holds results of another configuration; choose another --out "
                     "or remove it to start over."
                 )
-            self.data["cells"] = old.get("cells", {})
+            self.data["cells"] = cells
 
     def __contains__(self, cell):
         return cell in self.data["cells"]

@@ -168,8 +168,10 @@ class Method:
 
     def inputs(self, dataset, model, config):
         """The :class:`MethodInputs` of a cell: the defaults merged with the configuration
-        once."""
-        settings = {**(self.defaults or {}), **((config.get(self.key) or {}) if self.key else {})}
+        once. ``config[key]`` may be given per model (``{"MLP": {...}, "LeNetSmall": {...}}``,
+        see :func:`per_model`)."""
+        given = per_model(config.get(self.key), model) if self.key else None
+        settings = {**(self.defaults or {}), **(given or {})}
         return MethodInputs(dataset, model, config, MappingProxyType(settings))
 
 
