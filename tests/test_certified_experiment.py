@@ -85,6 +85,13 @@ def test_the_summary_reports_against_the_anchors():
     assert "| MLP | GloRo | 90.00 | 80.00 / 85.00 | 60.00 / 70.00 | 41.00 / 50.00 |" in text
     below = certified.summarize(_results(40.55))
     assert "- does not hold: target: beat LMT's 40.55 %" in below
+    # The budget names each cell's own optimizer: the MLP's SGD, the conv net's Adam.
+    assert "batches of 128, SGD lr 0.05" in text
+    conv = _results(41.0)
+    conv["cells"]["mnist/LeNetSmall/GloRo"] = _cell("GloRo", 45.0)
+    assert "(LeNetSmall/GloRo; 60,000 images, 60 epochs, batches of 128, Adam lr 0.001" in (
+        certified.summarize(conv)
+    )
 
 
 def _tiny_mnist(dataset, config, *, flatten):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .._paper import APPENDIX_F, BOUND_BUDGET
 from ._common import ALL_DATA, RUN_DEFAULTS
+from ._recipe import plan_cell
 from ._runner import DATASET_NAMES, cell_key, grid_cells, run_cells
 from ._summaries import status_lines, verdict_line
 
@@ -205,12 +206,12 @@ def plot(results, out_dir):
     return [path]
 
 
-def _budget(cfg, cell):
-    """The training budget of a cell in words."""
-    n = cell["n_train"]
+def _budget(cfg, key, cell):
+    """The training budget of a cell in words (its optimizer as its plan resolves it)."""
+    plan = plan_cell(*key, cfg)
     return (
-        f"{n:,} images, {cell['epochs']} epochs, batches of {cfg['batch_size']}, SGD "
-        f"lr {cfg['lr']}, {cell['train_cpu_seconds'] / 60:.1f} CPU-min"
+        f"{cell['n_train']:,} images, {cell['epochs']} epochs, batches of {plan.batch_size}, "
+        f"{plan.optimizer} lr {plan.lr:g}, {cell['train_cpu_seconds'] / 60:.1f} CPU-min"
     )
 
 
@@ -240,18 +241,19 @@ def _table(results):
 def _anchor_lines(results):
     """Our best VRA at 1.58 among the certified-trained cells against each anchor."""
     best = None
-    for (_, model, method), c in _cells(results):
-        if method not in CERTIFIED_METHODS or ANCHOR_EPS not in c["eps"]:
+    for key, c in _cells(results):
+        if key[2] not in CERTIFIED_METHODS or ANCHOR_EPS not in c["eps"]:
             continue
         v = c["certified"][c["eps"].index(ANCHOR_EPS)]
         if best is None or v > best[0]:
-            best = (v, f"{model}/{method}", c)
+            best = (v, key, c)
     if best is None:
         return [f"No certified-trained cell measured at eps = {ANCHOR_EPS} yet."]
-    v, name, cell = best
+    v, key, cell = best
     cfg = results["config"]
     out = [
-        f"Best VRA at eps = {ANCHOR_EPS}: **{v:.2f} %** ({name}; {_budget(cfg, cell)}; "
+        f"Best VRA at eps = {ANCHOR_EPS}: **{v:.2f} %** ({key[1]}/{key[2]}; "
+        f"{_budget(cfg, key, cell)}; "
         f"{cell['n_pgd_points']} test points). The anchors train on all 60,000 images for "
         "hundreds of epochs and report the whole test set.",
         "",

@@ -1,6 +1,6 @@
 """The cost-robustness frontier: which method buys the most robustness per training second?
 
-``amrlearn reproduce frontier [--quick|--medium]`` trains one MNIST net with every method
+``amrlearn reproduce frontier [--quick|--medium|--full]`` trains one MNIST net with every method
 of the paper's tables and beyond (Std, LCR, AMR, the margin-distribution regularizers,
 FGSM-RS with and without AMR, PGD-AT, DD and MMR) and measures, from one run:
 
@@ -61,9 +61,9 @@ TARGET = {"mean_distance": 2.3, "clean": 98.5, "cost": 2.0}
 def default_config(mode="quick"):
     """The configuration of ``mode`` (``"quick"``, ``"medium"`` or ``"full"``).
 
-    Every scale trains each method for the same epochs on the same net. ``"quick"``:
-    LeNetSmall (MMR's net, the smallest ReLU net every method here trains) on 10,000
-    images for 6 epochs on batches of 32, Table 2's quick settings, 200 evaluation points.
+    ``"quick"``: LeNetSmall (MMR's net, the smallest ReLU net every method here trains)
+    on 10,000 images for 6 epochs on batches of 32, Table 2's quick settings, 200
+    evaluation points.
     ``"medium"``: LeNetSmall on all 60,000 images for 15 epochs on batches of 128, the
     distances and ``"auto"`` on 1,000 test points (MMA's protocol). ``"full"``: the CNN of
     Carlini & Wagner on all 60,000 images for 8 epochs, where MMR is left out (its
@@ -141,7 +141,7 @@ def default_config(mode="quick"):
 UNSUPPORTED = {
     "CNN": {
         "MMR": "MMR's exact distances to the linear regions need a net without max pooling "
-        "(the C&W CNN has two); the quick run's LeNetSmall has its MMR row",
+        "(the C&W CNN has two); the quick and medium runs' LeNetSmall has its MMR row",
     },
 }
 
