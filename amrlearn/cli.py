@@ -53,9 +53,9 @@ _REPRODUCE_SCALES = """scales:
   --medium table1: all 60,000 MNIST training images, 30 (MLP) and 15 (CNN) epochs,
            the strong evaluation on 1,000 test points: about 2.1 CPU-core hours,
            measured 65 min on 2 cores with --jobs 2.
-           certified --medium: the MLP and LeNetSmall on all of MNIST, about 45
-           CPU-core minutes per model. frontier --medium: LeNetSmall on all of MNIST,
-           15 epochs for each of 12 methods (PGD-AT and MMR cost about 9x Std);
+           certified --medium: the MLP and LeNetSmall on all of MNIST, about 45 and 75
+           CPU-core minutes. frontier --medium: LeNetSmall on all of MNIST, 15 epochs
+           for each of 12 methods, 76 CPU-core minutes (PGD-AT 9x Std, MMR 28x);
            frontier --quick: LeNetSmall on 10,000 images; frontier --full: the CNN."""
 
 

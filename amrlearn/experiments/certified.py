@@ -92,9 +92,10 @@ def default_config(mode="quick"):
     ``"quick"``: the MLP on 10,000 MNIST images, for a 2-core CPU in minutes.
     ``"medium"``: the MLP on all 60,000 images for 100 epochs and LeNetSmall (GloRo's
     2C2F: two strided convolutions) for :data:`CONV_EPOCHS`, the evaluation on 1,000 test
-    points: about 45 CPU-minutes per model (``--jobs 2`` on 2 cores). Learning rate 0.05
-    (SGD, Nesterov): at 0.2 GloRo fell to 47 % clean accuracy in 20 epochs; the conv
-    nets' certified training follows :data:`CONV_CERTIFIED` and :data:`CONV_GLORO`.
+    points: about 45 (MLP) and 75 (LeNetSmall) CPU-minutes (``--jobs 2`` on 2 cores).
+    Learning rate 0.05 (SGD, Nesterov): at 0.2 GloRo fell to 47 % clean accuracy in 20
+    epochs; the conv nets' certified training follows :data:`CONV_CERTIFIED` and
+    :data:`CONV_GLORO`.
     ``"full"``: the MLP, LeNetSmall and the CNN on all of MNIST with the paper's 200
     epochs and the whole test set: a GPU.
 
