@@ -192,6 +192,11 @@ def test_a_grown_grid_keeps_the_cells_it_has(tmp_path):
     for config in changed:
         with pytest.raises(ValueError, match="another configuration"):
             ResultStore(path, config)
+    # a file without cells of a model is compared whole
+    empty = tmp_path / "empty.json"
+    ResultStore(empty, old).put("figure1", {"clean": 0.9})
+    with pytest.raises(ValueError, match="another configuration"):
+        ResultStore(empty, grown)
 
 
 def test_same_seed_same_numbers(tmp_path):

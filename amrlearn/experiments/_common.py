@@ -182,6 +182,8 @@ def _keeps_cells(old, new, cells):
     rest = set(old) | set(new)
     rest.difference_update(GRID_KEYS)
     models = {cell.split("/")[1] for cell in cells if cell.count("/") >= 2}
+    if not models:  # nothing stored per model to read the configuration by
+        return False
     for model in models:
         seen = [{k: _seen_by(c.get(k), model) for k in rest} for c in (old, new)]
         if seen[0] != seen[1]:
